@@ -1,0 +1,30 @@
+//! The outbound side of maskrelay: building messages, queueing them durably, and
+//! delivering them.
+//!
+//! # Layout
+//! - [`compose`]: builds the RFC 5322 message a member receives, from scratch, with a
+//!   relay address as sender, our threading headers and the privacy footer.
+//! - [`submit`]: the single transaction that stores a message and its delivery
+//!   before the HTTP API or the SMTP listener acknowledges it.
+//! - [`worker`]: claims due deliveries under a lease and records each outcome.
+//! - [`retry`]: the pure retry schedule.
+//! - [`transport`]: where mail goes — [`smarthost`] or [`capture`] folder.
+//! - [`error`]: errors of submission and of delivery attempts.
+//!
+//! Data flows `submit` → store (encrypted) → `worker` → `transport`; content is wiped
+//! from the store once its delivery ends.
+
+pub mod capture;
+pub mod compose;
+pub mod error;
+pub mod retry;
+pub mod smarthost;
+pub mod submit;
+pub mod transport;
+pub mod worker;
+
+pub use compose::{Attachment, Body};
+pub use error::{DeliveryError, OutboundError};
+pub use submit::{Submission, Submitted, Submitter};
+pub use transport::Transport;
+pub use worker::WorkerConfig;

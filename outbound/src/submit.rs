@@ -1,0 +1,188 @@
+//! Accepting a message into a conversation: the one transaction behind every
+//! acknowledgement.
+//!
+//! The HTTP API (before its `202`) and the SMTP listener (before its `250`) both come
+//! here. Conversation, relay address, message, composed content and delivery are
+//! written in a single transaction, so once the caller acknowledges, the message is
+//! on disk and the worker will deliver it.
+
+use std::sync::Arc;
+
+use maskrelay_schema::Store;
+use maskrelay_schema::conversations::{get_or_create_conversation, get_or_create_relay_token};
+use maskrelay_schema::idempotency::record_idempotent_response;
+use maskrelay_schema::ids::{new_id, now_ms, random_token};
+use maskrelay_schema::members::Member;
+use maskrelay_schema::messages::{
+    NewMessage, Origin, insert_message_with_delivery, thread_references,
+};
+use maskrelay_schema::orgs::Org;
+use tokio::sync::Notify;
+
+use crate::compose::{Body, Draft, compose};
+use crate::error::OutboundError;
+
+/// How many earlier messages a `References` header lists.
+const MAX_REFERENCES: i64 = 20;
+
+/// One message from one member to another.
+#[derive(Debug, Clone)]
+pub struct Submission<'a> {
+    /// The organisation both belong to.
+    pub org: &'a Org,
+    /// The writer.
+    pub sender: &'a Member,
+    /// The reader.
+    pub recipient: &'a Member,
+    /// Where it entered.
+    pub origin: Origin,
+    /// What was written.
+    pub body: &'a Body,
+    /// Our `Message-ID` the writer answered, if they answered one of ours.
+    pub in_reply_to: Option<&'a str>,
+    /// Set when the API call carried an `Idempotency-Key`.
+    pub idempotency: Option<IdempotencyRecord<'a>>,
+}
+
+/// An idempotency key to record with the message, and how to render the response.
+#[derive(Clone, Copy)]
+pub struct IdempotencyRecord<'a> {
+    /// The key the client sent.
+    pub key: &'a str,
+    /// Fingerprint of the request.
+    pub request_hash: &'a [u8],
+    /// Renders the response that will be replayed for this key.
+    pub render: &'a (dyn Fn(&Submitted) -> String + Sync),
+}
+
+impl std::fmt::Debug for IdempotencyRecord<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdempotencyRecord")
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+/// What was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    /// The conversation the message belongs to.
+    pub conversation_id: String,
+    /// The stored message.
+    pub message_id: String,
+    /// Its delivery.
+    pub delivery_id: String,
+}
+
+/// Queues messages for delivery and wakes the worker.
+#[derive(Clone)]
+pub struct Submitter {
+    store: Store,
+    relay_domain: String,
+    wake: Arc<Notify>,
+}
+
+impl Submitter {
+    /// A submitter writing to `store`, handing out addresses in `relay_domain`, and
+    /// waking the worker through `wake`.
+    pub fn new(store: Store, relay_domain: impl Into<String>, wake: Arc<Notify>) -> Self {
+        Self {
+            store,
+            relay_domain: relay_domain.into(),
+            wake,
+        }
+    }
+
+    /// The domain of relay addresses.
+    pub fn relay_domain(&self) -> &str {
+        &self.relay_domain
+    }
+
+    /// Stores the message and its delivery durably, then wakes the worker.
+    ///
+    /// # Errors
+    /// [`OutboundError`] if anything fails; then nothing was stored.
+    pub async fn submit(&self, s: &Submission<'_>) -> Result<Submitted, OutboundError> {
+        let recipient_address = s
+            .recipient
+            .email
+            .as_deref()
+            .ok_or_else(|| OutboundError::NoAddress(s.recipient.external_id.clone()))?;
+        let mut tx = self.store.begin().await?;
+        let conversation =
+            get_or_create_conversation(&mut tx, &s.org.id, &s.sender.id, &s.recipient.id).await?;
+        let token =
+            get_or_create_relay_token(&mut tx, &conversation.id, &s.sender.id, &s.recipient.id)
+                .await?;
+        let references = thread_references(&mut tx, &conversation.id, MAX_REFERENCES).await?;
+        let in_reply_to = match s.in_reply_to {
+            Some(parent) if references.iter().any(|r| r == parent) => Some(parent.to_owned()),
+            _ => references.last().cloned(),
+        };
+        let message_id = new_id();
+        let rfc_message_id = format!("{}@{}", random_token(24)?, self.relay_domain);
+        let relay_address = format!("{token}@{}", self.relay_domain);
+        let content = compose(&Draft {
+            sender_name: s.sender.name.as_deref().unwrap_or("A member"),
+            sender_relay_address: &relay_address,
+            org_name: &s.org.name,
+            recipient_name: s.recipient.name.as_deref().unwrap_or(""),
+            recipient_address,
+            message_id: &rfc_message_id,
+            in_reply_to: in_reply_to.as_deref(),
+            references: &references,
+            date: now_ms() / 1000,
+            body: s.body,
+        })?;
+        let new_message = NewMessage {
+            id: &message_id,
+            org_id: &s.org.id,
+            conversation_id: &conversation.id,
+            sender_id: &s.sender.id,
+            recipient_id: &s.recipient.id,
+            origin: s.origin,
+            rfc_message_id: &rfc_message_id,
+        };
+        let delivery_id = insert_message_with_delivery(
+            &mut tx,
+            &self.store,
+            &new_message,
+            recipient_address,
+            &content,
+        )
+        .await?;
+        let submitted = Submitted {
+            conversation_id: conversation.id,
+            message_id,
+            delivery_id,
+        };
+        if let Some(idem) = &s.idempotency {
+            let response = (idem.render)(&submitted);
+            if let Err(e) = record_idempotent_response(
+                &mut tx,
+                &s.org.id,
+                idem.key,
+                idem.request_hash,
+                &response,
+            )
+            .await
+            {
+                return Err(if e.is_unique_violation() {
+                    OutboundError::IdempotencyConflict
+                } else {
+                    e.into()
+                });
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(maskrelay_schema::StoreError::from)?;
+        tracing::info!(
+            conversation_id = %submitted.conversation_id,
+            message_id = %submitted.message_id,
+            "message queued"
+        );
+        self.wake.notify_one();
+        Ok(submitted)
+    }
+}

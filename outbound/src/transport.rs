@@ -1,0 +1,52 @@
+//! Where outgoing mail goes: a smarthost, or a capture folder.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::capture;
+use crate::error::DeliveryError;
+use crate::smarthost::Smarthost;
+
+/// The configured way out.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// Every message through one SMTP server.
+    Smarthost(Smarthost),
+    /// Every message into a folder as an `.eml` file.
+    Capture(PathBuf),
+}
+
+/// The envelope of one delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    /// Delivery id (names capture files).
+    pub delivery_id: &'a str,
+    /// `MAIL FROM`: an address of the relay domain, never a member's.
+    pub mail_from: &'a str,
+    /// `RCPT TO`: the reader's real address.
+    pub rcpt_to: &'a str,
+}
+
+impl Transport {
+    /// Delivers one message.
+    ///
+    /// # Errors
+    /// [`DeliveryError`], temporary or permanent.
+    pub async fn deliver(
+        &self,
+        helo: &str,
+        envelope: &Envelope<'_>,
+        content: &[u8],
+        timeout: Duration,
+    ) -> Result<(), DeliveryError> {
+        match self {
+            Transport::Smarthost(host) => {
+                host.send(helo, envelope.mail_from, envelope.rcpt_to, content, timeout)
+                    .await
+            }
+            Transport::Capture(dir) => capture::write(dir, envelope.delivery_id, content)
+                .await
+                .map(|_| ()),
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Conversations between two members, and the relay addresses that stand for them.
+//!
+//! A relay address (`TOKEN@relay_domain`) stands for one member of one conversation
+//! and is handed to exactly one other member: mail to it reaches `member_id`, and
+//! only `issued_to` may write to it.
+
+use sqlx::{AnyConnection, Row};
+
+use crate::db::Store;
+use crate::error::{Result, StoreError};
+use crate::ids::{new_id, now_ms, relay_token};
+
+/// A conversation between two members of one organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    /// Our id.
+    pub id: String,
+    /// The organisation.
+    pub org_id: String,
+}
+
+/// What a relay token maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayAddress {
+    /// The token (local part).
+    pub token: String,
+    /// The conversation it belongs to.
+    pub conversation_id: String,
+    /// The organisation of that conversation.
+    pub org_id: String,
+    /// The member mail to this address reaches.
+    pub member_id: String,
+    /// The only member allowed to write to it.
+    pub issued_to: String,
+}
+
+/// Finds or creates the conversation between two members, whatever their order.
+///
+/// Must run inside a transaction: the insert comes first so that SQLite takes its
+/// write lock before reading, and concurrent callers converge on one row.
+///
+/// # Errors
+/// [`StoreError`] if a query fails.
+pub async fn get_or_create_conversation(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    member_x: &str,
+    member_y: &str,
+) -> Result<Conversation> {
+    let (a, b) = if member_x <= member_y {
+        (member_x, member_y)
+    } else {
+        (member_y, member_x)
+    };
+    sqlx::query(
+        "INSERT INTO conversations (id, org_id, member_a, member_b, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id, member_a, member_b) DO NOTHING",
+    )
+    .bind(new_id())
+    .bind(org_id)
+    .bind(a)
+    .bind(b)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    let row = sqlx::query(
+        "SELECT id FROM conversations WHERE org_id = $1 AND member_a = $2 AND member_b = $3",
+    )
+    .bind(org_id)
+    .bind(a)
+    .bind(b)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Conversation {
+        id: row.try_get("id")?,
+        org_id: org_id.to_owned(),
+    })
+}
+
+/// Finds or creates the token that stands for `member_id` in a conversation, handed
+/// to `issued_to`.
+///
+/// # Errors
+/// [`StoreError`] if a query fails.
+pub async fn get_or_create_relay_token(
+    conn: &mut AnyConnection,
+    conversation_id: &str,
+    member_id: &str,
+    issued_to: &str,
+) -> Result<String> {
+    sqlx::query(
+        "INSERT INTO relay_addresses (token, conversation_id, member_id, issued_to, created_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (conversation_id, member_id, issued_to) DO NOTHING",
+    )
+    .bind(relay_token()?)
+    .bind(conversation_id)
+    .bind(member_id)
+    .bind(issued_to)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    let row = sqlx::query(
+        "SELECT token FROM relay_addresses \
+         WHERE conversation_id = $1 AND member_id = $2 AND issued_to = $3",
+    )
+    .bind(conversation_id)
+    .bind(member_id)
+    .bind(issued_to)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.try_get("token")?)
+}
+
+impl Store {
+    /// What the relay token maps to, if it is live.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub async fn relay_address(&self, token: &str) -> Result<Option<RelayAddress>> {
+        let row = sqlx::query(
+            "SELECT r.token, r.conversation_id, c.org_id, r.member_id, r.issued_to \
+             FROM relay_addresses r JOIN conversations c ON c.id = r.conversation_id \
+             WHERE r.token = $1",
+        )
+        .bind(token)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| -> Result<RelayAddress> {
+            Ok(RelayAddress {
+                token: r.try_get("token")?,
+                conversation_id: r.try_get("conversation_id")?,
+                org_id: r.try_get("org_id")?,
+                member_id: r.try_get("member_id")?,
+                issued_to: r.try_get("issued_to")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The number of conversations an organisation has; used by tests and metrics.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub async fn conversation_count(&self, org_id: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM conversations WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_one(&self.pool)
+            .await?;
+        row.try_get("n").map_err(|e| StoreError::Corrupt {
+            table: "conversations",
+            detail: e.to_string(),
+        })
+    }
+}

@@ -1,0 +1,48 @@
+//! The store's error type.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The database refused or failed a query.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    /// The database URL names a backend maskrelay does not support.
+    #[error("unsupported database URL (expected sqlite:// or postgres://): {0}")]
+    UnsupportedUrl(String),
+
+    /// Ciphertext did not decrypt: wrong key, or the data was tampered with.
+    #[error("could not decrypt {column}: wrong secret key or corrupted data")]
+    Decrypt { column: &'static str },
+
+    /// The secret key is malformed.
+    #[error("invalid secret key: {0}")]
+    InvalidKey(String),
+
+    /// The operating system's random generator failed.
+    #[error("random generator failed: {0}")]
+    Random(String),
+
+    /// A stored value is not what the schema promises.
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+}
+
+impl StoreError {
+    /// True when a unique or primary-key constraint rejected the write.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            _ => false,
+        }
+    }
+}
+
+/// Shorthand for results of the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

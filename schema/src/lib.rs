@@ -1,0 +1,31 @@
+//! The store of maskrelay: migrations for SQLite and PostgreSQL, typed queries, and
+//! encryption of personal data at rest.
+//!
+//! # Layout
+//! - [`db`]: connecting (one `Any` pool for both databases) and migrating.
+//! - [`crypto`]: AES-256-GCM for personal data, a keyed HMAC blind index for look-ups.
+//! - [`ids`]: ids, relay tokens, API keys, the clock.
+//! - [`orgs`], [`members`]: the directory.
+//! - [`conversations`]: conversations and the relay addresses that stand for members.
+//! - [`messages`]: relayed messages and their queued delivery, stored in one transaction.
+//! - [`queue`]: claiming due deliveries under a lease and recording outcomes.
+//! - [`idempotency`]: recorded answers for retried API calls.
+//!
+//! Data flows in through the HTTP API and the SMTP listener, which write a message
+//! and its delivery in one transaction before acknowledging; the delivery worker
+//! claims deliveries from [`queue`] and wipes their content once they end.
+
+pub mod conversations;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod idempotency;
+pub mod ids;
+pub mod members;
+pub mod messages;
+pub mod orgs;
+pub mod queue;
+
+pub use crypto::{Crypto, SecretKey};
+pub use db::{Backend, Store};
+pub use error::{Result, StoreError};

@@ -1,0 +1,261 @@
+//! Members of an organisation's directory, with their personal data encrypted.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::db::Store;
+use crate::error::{Result, StoreError};
+use crate::ids::{new_id, now_ms};
+
+const EMAIL: &str = "members.email";
+const NAME: &str = "members.name";
+const ATTRIBUTES: &str = "members.attributes";
+
+/// Whether a member may take part in conversations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberStatus {
+    /// May send and receive.
+    Active,
+    /// Kept in the directory but may not start conversations.
+    Inactive,
+    /// Personal data erased; cannot be reached any more.
+    Erased,
+}
+
+impl MemberStatus {
+    /// The value stored in the database and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Active => "active",
+            MemberStatus::Inactive => "inactive",
+            MemberStatus::Erased => "erased",
+        }
+    }
+
+    /// Parses a stored or requested status.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(MemberStatus::Active),
+            "inactive" => Some(MemberStatus::Inactive),
+            "erased" => Some(MemberStatus::Erased),
+            _ => None,
+        }
+    }
+}
+
+/// A member, decrypted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    /// Our internal id.
+    pub id: String,
+    /// The organisation the member belongs to.
+    pub org_id: String,
+    /// The directory's own id for the member.
+    pub external_id: String,
+    /// Current status.
+    pub status: MemberStatus,
+    /// Real address; `None` once erased.
+    pub email: Option<String>,
+    /// Display name; `None` once erased.
+    pub name: Option<String>,
+    /// Free-form attributes from the directory (JSON object).
+    pub attributes: serde_json::Value,
+    /// Creation time, Unix ms.
+    pub created_at: i64,
+    /// Last update, Unix ms.
+    pub updated_at: i64,
+}
+
+/// What the directory tells us about a member.
+#[derive(Debug, Clone)]
+pub struct MemberInput {
+    /// Real address (already validated by the caller).
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// `Active` or `Inactive`.
+    pub status: MemberStatus,
+    /// JSON object of attributes.
+    pub attributes: serde_json::Value,
+}
+
+/// The columns every member query selects; a macro so that queries stay `&'static str`.
+macro_rules! member_columns {
+    () => {
+        "id, org_id, external_id, status, email_enc, name_enc, attributes_enc, created_at, updated_at"
+    };
+}
+
+impl Store {
+    /// Creates or replaces the member with the directory id `external_id`.
+    /// Returns the member and whether it was newly created.
+    ///
+    /// # Errors
+    /// [`StoreError`] if encryption or the write fails.
+    pub async fn upsert_member(
+        &self,
+        org_id: &str,
+        external_id: &str,
+        input: &MemberInput,
+    ) -> Result<(Member, bool)> {
+        let c = &self.crypto;
+        let now = now_ms();
+        let email_enc = c.encrypt(EMAIL, input.email.as_bytes())?;
+        let name_enc = c.encrypt(NAME, input.name.as_bytes())?;
+        let attrs_enc = c.encrypt(ATTRIBUTES, input.attributes.to_string().as_bytes())?;
+        let index = c.email_index(&input.email);
+        let new = new_id();
+        // One statement for both cases keeps concurrent PUTs of the same id safe.
+        let row = sqlx::query(
+            "INSERT INTO members (id, org_id, external_id, status, email_index, email_enc, \
+                                  name_enc, attributes_enc, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+             ON CONFLICT (org_id, external_id) DO UPDATE SET \
+                 status = excluded.status, email_index = excluded.email_index, \
+                 email_enc = excluded.email_enc, name_enc = excluded.name_enc, \
+                 attributes_enc = excluded.attributes_enc, updated_at = excluded.updated_at \
+             RETURNING id",
+        )
+        .bind(&new)
+        .bind(org_id)
+        .bind(external_id)
+        .bind(input.status.as_str())
+        .bind(index)
+        .bind(email_enc)
+        .bind(name_enc)
+        .bind(attrs_enc)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        let id: String = row.try_get("id")?;
+        let created = id == new;
+        let member = self.member(&id).await?.ok_or_else(|| StoreError::Corrupt {
+            table: "members",
+            detail: "member vanished right after upsert".into(),
+        })?;
+        Ok((member, created))
+    }
+
+    /// The member with the directory id `external_id` in `org_id`.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query or decryption fails.
+    pub async fn member_by_external_id(
+        &self,
+        org_id: &str,
+        external_id: &str,
+    ) -> Result<Option<Member>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            member_columns!(),
+            " FROM members WHERE org_id = $1 AND external_id = $2"
+        ))
+        .bind(org_id)
+        .bind(external_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| self.member_from_row(&r)).transpose()
+    }
+
+    /// The member with our internal id.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query or decryption fails.
+    pub async fn member(&self, id: &str) -> Result<Option<Member>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            member_columns!(),
+            " FROM members WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| self.member_from_row(&r)).transpose()
+    }
+
+    /// True if `address` is the member's address (compared by blind index).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub async fn member_has_address(&self, member_id: &str, address: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM members WHERE id = $1 AND email_index = $2")
+            .bind(member_id)
+            .bind(self.crypto.email_index(address))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Erases a member's personal data. Their relay addresses are deleted, so mail to
+    /// them is refused, and deliveries to or from them that are still queued are
+    /// cancelled with their content wiped. Returns false if there is no such member.
+    ///
+    /// # Errors
+    /// [`StoreError`] if a write fails; nothing is changed then.
+    pub async fn erase_member(&self, org_id: &str, external_id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let now = now_ms();
+        let row = sqlx::query(
+            "UPDATE members SET status = 'erased', email_index = NULL, email_enc = NULL, \
+                 name_enc = NULL, attributes_enc = NULL, updated_at = $3 \
+             WHERE org_id = $1 AND external_id = $2 RETURNING id",
+        )
+        .bind(org_id)
+        .bind(external_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let id: String = row.try_get("id")?;
+        sqlx::query("DELETE FROM relay_addresses WHERE member_id = $1 OR issued_to = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE deliveries SET status = 'cancelled', content_enc = NULL, recipient_enc = NULL, \
+                 lease_until = NULL, last_error = 'member erased', updated_at = $2 \
+             WHERE status = 'queued' AND message_id IN \
+                 (SELECT id FROM messages WHERE sender_id = $1 OR recipient_id = $1)",
+        )
+        .bind(&id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    fn member_from_row(&self, row: &AnyRow) -> Result<Member> {
+        let c = &self.crypto;
+        let status: String = row.try_get("status")?;
+        let status = MemberStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+            table: "members",
+            detail: format!("unknown status {status:?}"),
+        })?;
+        let email: Option<Vec<u8>> = row.try_get("email_enc")?;
+        let name: Option<Vec<u8>> = row.try_get("name_enc")?;
+        let attrs: Option<Vec<u8>> = row.try_get("attributes_enc")?;
+        let attributes = match attrs {
+            Some(a) => serde_json::from_slice(&c.decrypt(ATTRIBUTES, &a)?).map_err(|e| {
+                StoreError::Corrupt {
+                    table: "members",
+                    detail: format!("attributes are not JSON: {e}"),
+                }
+            })?,
+            None => serde_json::Value::Object(Default::default()),
+        };
+        Ok(Member {
+            id: row.try_get("id")?,
+            org_id: row.try_get("org_id")?,
+            external_id: row.try_get("external_id")?,
+            status,
+            email: email.map(|e| c.decrypt_text(EMAIL, &e)).transpose()?,
+            name: name.map(|n| c.decrypt_text(NAME, &n)).transpose()?,
+            attributes,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}

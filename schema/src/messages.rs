@@ -1,0 +1,173 @@
+//! Messages relayed in a conversation, and the delivery queued for each.
+//!
+//! A message row records who wrote to whom and the relay's own `Message-ID`, which
+//! is what recipients' mail clients thread on. Its content lives, encrypted, only in
+//! the delivery row, and only until delivery ends.
+
+use sqlx::{AnyConnection, Row};
+
+use crate::db::Store;
+use crate::error::Result;
+use crate::ids::{new_id, now_ms};
+
+pub(crate) const CONTENT: &str = "deliveries.content";
+pub(crate) const RECIPIENT: &str = "deliveries.recipient";
+
+/// Where a message entered the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `POST /v1/messages`.
+    Api,
+    /// A reply received by the SMTP listener.
+    Smtp,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Origin::Api => "api",
+            Origin::Smtp => "smtp",
+        }
+    }
+}
+
+/// A message about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    /// Pre-allocated id (the composer needs it before the insert).
+    pub id: &'a str,
+    /// Organisation.
+    pub org_id: &'a str,
+    /// Conversation.
+    pub conversation_id: &'a str,
+    /// Writer.
+    pub sender_id: &'a str,
+    /// Reader.
+    pub recipient_id: &'a str,
+    /// Entry point.
+    pub origin: Origin,
+    /// Our `Message-ID`, without angle brackets.
+    pub rfc_message_id: &'a str,
+}
+
+/// A stored message's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    /// Our id.
+    pub id: String,
+    /// Conversation.
+    pub conversation_id: String,
+    /// Writer.
+    pub sender_id: String,
+    /// Reader.
+    pub recipient_id: String,
+    /// Our `Message-ID`, without angle brackets.
+    pub rfc_message_id: String,
+}
+
+/// Stores a message and queues its delivery of the composed `content` to
+/// `recipient_address`, both encrypted. Returns the delivery id.
+///
+/// Runs in the caller's transaction: the caller commits before acknowledging.
+///
+/// # Errors
+/// [`crate::StoreError`] if encryption or an insert fails.
+pub async fn insert_message_with_delivery(
+    conn: &mut AnyConnection,
+    store: &Store,
+    msg: &NewMessage<'_>,
+    recipient_address: &str,
+    content: &[u8],
+) -> Result<String> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO messages (id, org_id, conversation_id, sender_id, recipient_id, origin, \
+                               rfc_message_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(msg.id)
+    .bind(msg.org_id)
+    .bind(msg.conversation_id)
+    .bind(msg.sender_id)
+    .bind(msg.recipient_id)
+    .bind(msg.origin.as_str())
+    .bind(msg.rfc_message_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let delivery_id = new_id();
+    sqlx::query(
+        "INSERT INTO deliveries (id, message_id, status, recipient_enc, content_enc, attempts, \
+                                 next_attempt_at, created_at, updated_at) \
+         VALUES ($1, $2, 'queued', $3, $4, 0, $5, $5, $5)",
+    )
+    .bind(&delivery_id)
+    .bind(msg.id)
+    .bind(
+        store
+            .crypto
+            .encrypt(RECIPIENT, recipient_address.as_bytes())?,
+    )
+    .bind(store.crypto.encrypt(CONTENT, content)?)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(delivery_id)
+}
+
+/// Our `Message-ID`s of the latest `limit` messages of a conversation, oldest first.
+///
+/// # Errors
+/// [`crate::StoreError`] if the query fails.
+pub async fn thread_references(
+    conn: &mut AnyConnection,
+    conversation_id: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT rfc_message_id FROM messages WHERE conversation_id = $1 \
+         ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(conversation_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut ids = rows
+        .iter()
+        .map(|r| r.try_get::<String, _>("rfc_message_id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    ids.reverse();
+    Ok(ids)
+}
+
+impl Store {
+    /// The message of a conversation with our `Message-ID` `rfc_message_id`.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the query fails.
+    pub async fn message_by_rfc_id(
+        &self,
+        conversation_id: &str,
+        rfc_message_id: &str,
+    ) -> Result<Option<MessageMeta>> {
+        let row = sqlx::query(
+            "SELECT id, conversation_id, sender_id, recipient_id, rfc_message_id FROM messages \
+             WHERE conversation_id = $1 AND rfc_message_id = $2",
+        )
+        .bind(conversation_id)
+        .bind(rfc_message_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| meta_from_row(&r)).transpose()
+    }
+}
+
+fn meta_from_row(row: &sqlx::any::AnyRow) -> Result<MessageMeta> {
+    Ok(MessageMeta {
+        id: row.try_get("id")?,
+        conversation_id: row.try_get("conversation_id")?,
+        sender_id: row.try_get("sender_id")?,
+        recipient_id: row.try_get("recipient_id")?,
+        rfc_message_id: row.try_get("rfc_message_id")?,
+    })
+}

@@ -1,0 +1,190 @@
+//! The durable delivery queue: claiming due deliveries under a lease, and recording
+//! how each attempt ended.
+//!
+//! A claim sets `lease_until`; a worker that dies mid-delivery leaves the lease to
+//! expire and the delivery is claimed again, so nothing acknowledged is lost. The
+//! lease condition is repeated in the outer `WHERE` so that on PostgreSQL a second
+//! worker re-checks the row after the first commits and skips it.
+
+use sqlx::Row;
+
+use crate::db::Store;
+use crate::error::{Result, StoreError};
+use crate::ids::now_ms;
+use crate::messages::{CONTENT, RECIPIENT};
+
+/// A delivery handed to a worker.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    /// Delivery id.
+    pub id: String,
+    /// The message being delivered.
+    pub message_id: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    /// When the delivery was queued, Unix ms.
+    pub queued_at: i64,
+    /// Envelope recipient (decrypted).
+    pub recipient: String,
+    /// The composed message (decrypted).
+    pub content: Vec<u8>,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryState {
+    /// `queued`, `sent`, `failed` or `cancelled`.
+    pub status: String,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// The last failure, without personal data (reply code and class only).
+    pub last_error: Option<String>,
+}
+
+/// A row that could be claimed but not decrypted: reported so the caller can fail it.
+#[derive(Debug, Clone)]
+pub struct UnreadableDelivery {
+    /// Delivery id.
+    pub id: String,
+    /// Why it could not be read.
+    pub error: String,
+}
+
+impl Store {
+    /// Claims up to `limit` due deliveries for `lease_ms` milliseconds.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub async fn claim_due(
+        &self,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<(Vec<ClaimedDelivery>, Vec<UnreadableDelivery>)> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "UPDATE deliveries SET lease_until = $1, updated_at = $2 \
+             WHERE id IN (SELECT id FROM deliveries \
+                          WHERE status = 'queued' AND next_attempt_at <= $2 \
+                            AND (lease_until IS NULL OR lease_until <= $2) \
+                          ORDER BY next_attempt_at LIMIT $3) \
+               AND status = 'queued' AND (lease_until IS NULL OR lease_until <= $2) \
+             RETURNING id, message_id, attempts, created_at, recipient_enc, content_enc",
+        )
+        .bind(now.saturating_add(lease_ms))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            match self.open_delivery(&row) {
+                Ok((recipient, content)) => claimed.push(ClaimedDelivery {
+                    message_id: row.try_get("message_id")?,
+                    attempts: row.try_get("attempts")?,
+                    queued_at: row.try_get("created_at")?,
+                    id,
+                    recipient,
+                    content,
+                }),
+                Err(e) => unreadable.push(UnreadableDelivery {
+                    id,
+                    error: e.to_string(),
+                }),
+            }
+        }
+        Ok((claimed, unreadable))
+    }
+
+    fn open_delivery(&self, row: &sqlx::any::AnyRow) -> Result<(String, Vec<u8>)> {
+        let missing = |what: &str| StoreError::Corrupt {
+            table: "deliveries",
+            detail: format!("queued delivery without {what}"),
+        };
+        let recipient: Option<Vec<u8>> = row.try_get("recipient_enc")?;
+        let content: Option<Vec<u8>> = row.try_get("content_enc")?;
+        let recipient = recipient.ok_or_else(|| missing("recipient"))?;
+        let content = content.ok_or_else(|| missing("content"))?;
+        Ok((
+            self.crypto.decrypt_text(RECIPIENT, &recipient)?,
+            self.crypto.decrypt(CONTENT, &content)?,
+        ))
+    }
+
+    /// Records a successful delivery and wipes its content and recipient.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the update fails.
+    pub async fn mark_sent(&self, delivery_id: &str) -> Result<()> {
+        self.finish(delivery_id, "sent", None).await
+    }
+
+    /// Records a permanent failure and wipes the content and recipient.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the update fails.
+    pub async fn mark_failed(&self, delivery_id: &str, error: &str) -> Result<()> {
+        self.finish(delivery_id, "failed", Some(error)).await
+    }
+
+    async fn finish(&self, delivery_id: &str, status: &str, error: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "UPDATE deliveries SET status = $2, attempts = attempts + 1, content_enc = NULL, \
+                 recipient_enc = NULL, lease_until = NULL, last_error = $3, updated_at = $4 \
+             WHERE id = $1",
+        )
+        .bind(delivery_id)
+        .bind(status)
+        .bind(error)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a temporary failure; the delivery is due again at `next_attempt_at`.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the update fails.
+    pub async fn mark_retry(
+        &self,
+        delivery_id: &str,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, \
+                 lease_until = NULL, last_error = $3, updated_at = $4 \
+             WHERE id = $1",
+        )
+        .bind(delivery_id)
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The state of the delivery of a message.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub async fn delivery_state(&self, message_id: &str) -> Result<Option<DeliveryState>> {
+        let row = sqlx::query(
+            "SELECT status, attempts, last_error FROM deliveries WHERE message_id = $1",
+        )
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| -> Result<DeliveryState> {
+            Ok(DeliveryState {
+                status: r.try_get("status")?,
+                attempts: r.try_get("attempts")?,
+                last_error: r.try_get("last_error")?,
+            })
+        })
+        .transpose()
+    }
+}
