@@ -1,1 +1,22 @@
-//! placeholder
+//! The inbound side of maskrelay: the SMTP listener that receives members' replies.
+//!
+//! # Layout
+//! - [`listener`]: the accept loop, connection limit and graceful shutdown.
+//! - [`session`]: the per-connection state machine, one file per verb.
+//! - [`reply`]: every SMTP reply, as constants.
+//! - [`params`]: the limits a session runs under.
+//! - [`message`]: reading a received message (sender, thread, content).
+//! - [`route`]: deciding on recipients and messages, and queueing accepted replies.
+//!
+//! Bytes flow listener → session (protocol) → route (policy) → the outbound queue,
+//! and the session answers `250` only after the queue has committed the message.
+
+pub mod listener;
+pub mod message;
+pub mod params;
+pub mod reply;
+pub mod route;
+pub mod session;
+
+pub use params::SmtpParams;
+pub use route::Router;

@@ -103,18 +103,53 @@ impl Submitter {
     /// # Errors
     /// [`OutboundError`] if anything fails; then nothing was stored.
     pub async fn submit(&self, s: &Submission<'_>) -> Result<Submitted, OutboundError> {
+        let mut all = self.submit_all(std::slice::from_ref(s)).await?;
+        all.pop()
+            .ok_or_else(|| OutboundError::NoAddress(s.recipient.external_id.clone()))
+    }
+
+    /// Stores several messages in one transaction: all of them or none.
+    ///
+    /// # Errors
+    /// [`OutboundError`] if anything fails; then nothing was stored.
+    pub async fn submit_all(
+        &self,
+        all: &[Submission<'_>],
+    ) -> Result<Vec<Submitted>, OutboundError> {
+        let mut tx = self.store.begin().await?;
+        let mut done = Vec::with_capacity(all.len());
+        for s in all {
+            done.push(self.submit_in(&mut tx, s).await?);
+        }
+        tx.commit()
+            .await
+            .map_err(maskrelay_schema::StoreError::from)?;
+        for submitted in &done {
+            tracing::info!(
+                conversation_id = %submitted.conversation_id,
+                message_id = %submitted.message_id,
+                "message queued"
+            );
+        }
+        self.wake.notify_one();
+        Ok(done)
+    }
+
+    async fn submit_in(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        s: &Submission<'_>,
+    ) -> Result<Submitted, OutboundError> {
         let recipient_address = s
             .recipient
             .email
             .as_deref()
             .ok_or_else(|| OutboundError::NoAddress(s.recipient.external_id.clone()))?;
-        let mut tx = self.store.begin().await?;
         let conversation =
-            get_or_create_conversation(&mut tx, &s.org.id, &s.sender.id, &s.recipient.id).await?;
+            get_or_create_conversation(tx, &s.org.id, &s.sender.id, &s.recipient.id).await?;
         let token =
-            get_or_create_relay_token(&mut tx, &conversation.id, &s.sender.id, &s.recipient.id)
-                .await?;
-        let references = thread_references(&mut tx, &conversation.id, MAX_REFERENCES).await?;
+            get_or_create_relay_token(tx, &conversation.id, &s.sender.id, &s.recipient.id).await?;
+        let references = thread_references(tx, &conversation.id, MAX_REFERENCES).await?;
         let in_reply_to = match s.in_reply_to {
             Some(parent) if references.iter().any(|r| r == parent) => Some(parent.to_owned()),
             _ => references.last().cloned(),
@@ -144,7 +179,7 @@ impl Submitter {
             rfc_message_id: &rfc_message_id,
         };
         let delivery_id = insert_message_with_delivery(
-            &mut tx,
+            tx,
             &self.store,
             &new_message,
             recipient_address,
@@ -158,31 +193,16 @@ impl Submitter {
         };
         if let Some(idem) = &s.idempotency {
             let response = (idem.render)(&submitted);
-            if let Err(e) = record_idempotent_response(
-                &mut tx,
-                &s.org.id,
-                idem.key,
-                idem.request_hash,
-                &response,
-            )
-            .await
-            {
-                return Err(if e.is_unique_violation() {
-                    OutboundError::IdempotencyConflict
-                } else {
-                    e.into()
-                });
-            }
+            record_idempotent_response(tx, &s.org.id, idem.key, idem.request_hash, &response)
+                .await
+                .map_err(|e| {
+                    if e.is_unique_violation() {
+                        OutboundError::IdempotencyConflict
+                    } else {
+                        e.into()
+                    }
+                })?;
         }
-        tx.commit()
-            .await
-            .map_err(maskrelay_schema::StoreError::from)?;
-        tracing::info!(
-            conversation_id = %submitted.conversation_id,
-            message_id = %submitted.message_id,
-            "message queued"
-        );
-        self.wake.notify_one();
         Ok(submitted)
     }
 }

@@ -1,0 +1,42 @@
+//! The limits and names one SMTP session runs under, resolved once.
+
+use std::time::Duration;
+
+/// Settings of the SMTP listener; every limit a session enforces comes from here.
+#[derive(Debug, Clone)]
+pub struct SmtpParams {
+    /// Host name in the greeting and EHLO answer.
+    pub hostname: String,
+    /// The only domain we accept mail for.
+    pub relay_domain: String,
+    /// Largest message accepted, in bytes; enforced while reading.
+    pub max_message_size: usize,
+    /// Recipients per message.
+    pub max_recipients: usize,
+    /// Errors a client may make before being disconnected.
+    pub max_errors: usize,
+    /// Sessions served at once.
+    pub max_connections: usize,
+    /// Longest wait for the client to send anything.
+    pub idle_timeout: Duration,
+    /// Longest a whole session may last.
+    pub session_timeout: Duration,
+}
+
+impl SmtpParams {
+    /// Defaults for a relay domain: 25 MiB messages, 50 recipients, 5-minute idle
+    /// timeout as RFC 5321 suggests, 30-minute sessions.
+    pub fn new(relay_domain: impl Into<String>) -> Self {
+        let relay_domain = relay_domain.into();
+        Self {
+            hostname: relay_domain.clone(),
+            relay_domain,
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 50,
+            max_errors: 10,
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(300),
+            session_timeout: Duration::from_secs(1800),
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Deciding what happens to mail for a relay address: whether a recipient exists,
+//! whether the writer is the member the address was given to, and handing accepted
+//! replies to the outbound queue.
+
+use maskrelay_outbound::{Submission, Submitter};
+use maskrelay_schema::Store;
+use maskrelay_schema::conversations::RelayAddress;
+use maskrelay_schema::ids::is_relay_token;
+use maskrelay_schema::members::Member;
+use maskrelay_schema::messages::Origin;
+use maskrelay_schema::orgs::Org;
+
+use crate::message::parse;
+use crate::reply::{self, Reply};
+
+/// Routes replies received by the listener.
+#[derive(Clone)]
+pub struct Router {
+    store: Store,
+    submitter: Submitter,
+}
+
+/// The people and organisation behind one accepted recipient.
+struct Leg {
+    org: Org,
+    writer: Member,
+    reader: Member,
+    conversation_id: String,
+}
+
+impl Router {
+    /// A router over `store`, queueing through `submitter`.
+    pub fn new(store: Store, submitter: Submitter) -> Self {
+        Self { store, submitter }
+    }
+
+    fn relay_domain(&self) -> &str {
+        self.submitter.relay_domain()
+    }
+
+    /// Checks one `RCPT TO` address.
+    ///
+    /// # Errors
+    /// The reply to send instead of accepting the recipient.
+    pub async fn check_recipient(&self, address: &str) -> Result<RelayAddress, Reply> {
+        let (local, domain) = address
+            .rsplit_once('@')
+            .ok_or(reply::BAD_RECIPIENT_SYNTAX)?;
+        if !domain.eq_ignore_ascii_case(self.relay_domain()) {
+            return Err(reply::RELAY_DENIED);
+        }
+        let token = local.to_ascii_lowercase();
+        if !is_relay_token(&token) {
+            return Err(reply::NO_SUCH_ADDRESS);
+        }
+        match self.store.relay_address(&token).await {
+            Ok(Some(relay)) => Ok(relay),
+            Ok(None) => Err(reply::NO_SUCH_ADDRESS),
+            Err(e) => {
+                tracing::error!(error = %e, "relay address look-up failed");
+                Err(reply::TRY_LATER)
+            }
+        }
+    }
+
+    /// Decides on a whole message for the accepted `recipients` and, if it is
+    /// acceptable, stores it durably for each before returning `250`.
+    pub async fn accept(&self, mail_from: &str, recipients: &[RelayAddress], raw: &[u8]) -> Reply {
+        let Some(message) = parse(raw, self.relay_domain()) else {
+            return reply::UNPARSEABLE;
+        };
+        let mut legs = Vec::with_capacity(recipients.len());
+        for relay in recipients {
+            let leg = match self.leg(relay).await {
+                Ok(Some(leg)) => leg,
+                Ok(None) => return reply::RECIPIENT_GONE,
+                Err(e) => {
+                    tracing::error!(conversation_id = %relay.conversation_id, error = %e, "look-up failed");
+                    return reply::TRY_LATER;
+                }
+            };
+            let candidates = [Some(mail_from), message.from.as_deref()];
+            let mut authorised = false;
+            for address in candidates.into_iter().flatten().filter(|a| !a.is_empty()) {
+                match self.store.member_has_address(&leg.writer.id, address).await {
+                    Ok(true) => authorised = true,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "sender check failed");
+                        return reply::TRY_LATER;
+                    }
+                }
+            }
+            if !authorised {
+                tracing::info!(conversation_id = %leg.conversation_id, "reply refused: not from the member the address was given to");
+                return reply::WRONG_SENDER;
+            }
+            legs.push(leg);
+        }
+        let submissions: Vec<Submission<'_>> = legs
+            .iter()
+            .map(|leg| Submission {
+                org: &leg.org,
+                sender: &leg.writer,
+                recipient: &leg.reader,
+                origin: Origin::Smtp,
+                body: &message.body,
+                in_reply_to: message.in_reply_to.as_deref(),
+                idempotency: None,
+            })
+            .collect();
+        match self.submitter.submit_all(&submissions).await {
+            Ok(_) => reply::ACCEPTED,
+            Err(e) => {
+                tracing::error!(error = %e, "could not queue a reply");
+                reply::TRY_LATER
+            }
+        }
+    }
+
+    /// The organisation and members behind a relay address; `None` if either member
+    /// can no longer be reached.
+    async fn leg(&self, relay: &RelayAddress) -> Result<Option<Leg>, maskrelay_schema::StoreError> {
+        let (Some(org), Some(writer), Some(reader)) = (
+            self.store.org(&relay.org_id).await?,
+            self.store.member(&relay.issued_to).await?,
+            self.store.member(&relay.member_id).await?,
+        ) else {
+            return Ok(None);
+        };
+        if writer.email.is_none() || reader.email.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Leg {
+            org,
+            writer,
+            reader,
+            conversation_id: relay.conversation_id.clone(),
+        }))
+    }
+}

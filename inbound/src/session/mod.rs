@@ -1,0 +1,282 @@
+//! One SMTP session: a state machine driven by the bytes the client sends.
+//!
+//! The session is generic over its stream so that tests can drive it in memory and
+//! STARTTLS can later upgrade it in place. Replies to pipelined commands are
+//! collected and written together when the client's input runs dry.
+
+mod data;
+mod ehlo;
+mod mail;
+mod rcpt;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use maskrelay_schema::conversations::RelayAddress;
+use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver, RequestReceiver};
+use smtp_proto::{Error as ProtoError, Request};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::params::SmtpParams;
+use crate::reply::{self, Reply};
+use crate::route::Router;
+
+const READ_BUFFER: usize = 8192;
+
+/// What the session is reading.
+enum State {
+    /// Commands.
+    Command,
+    /// A message after `354`.
+    Data {
+        receiver: DataReceiver,
+        message: Vec<u8>,
+    },
+    /// The rest of a message that is already too big, or a BDAT chunk we refuse; the
+    /// reply is sent once it has been read.
+    Discard {
+        receiver: DummyDataReceiver,
+        reply: Reply,
+    },
+}
+
+/// The mail transaction being built.
+#[derive(Default)]
+struct Envelope {
+    mail_from: Option<String>,
+    recipients: Vec<RelayAddress>,
+}
+
+/// Whether the session goes on after a command.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// One client connection.
+pub struct Session<T> {
+    stream: T,
+    params: Arc<SmtpParams>,
+    router: Router,
+    shutdown: CancellationToken,
+    state: State,
+    commands: RequestReceiver,
+    helo: Option<String>,
+    envelope: Envelope,
+    errors: usize,
+    out: Vec<u8>,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
+    /// A session over `stream`.
+    pub fn new(
+        stream: T,
+        params: Arc<SmtpParams>,
+        router: Router,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            stream,
+            params,
+            router,
+            shutdown,
+            state: State::Command,
+            commands: RequestReceiver::default(),
+            helo: None,
+            envelope: Envelope::default(),
+            errors: 0,
+            out: Vec::with_capacity(512),
+        }
+    }
+
+    /// Serves the client until it quits, misbehaves, times out or we shut down.
+    pub async fn run(mut self) {
+        reply::greeting(&self.params.hostname).write_to(&mut self.out);
+        if self.flush().await.is_err() {
+            return;
+        }
+        let deadline = Instant::now() + self.params.session_timeout;
+        let mut buf = vec![0u8; READ_BUFFER];
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                self.say(&reply::SESSION_TOO_LONG);
+                break;
+            }
+            let wait = remaining.min(self.params.idle_timeout);
+            let read = tokio::select! {
+                _ = self.shutdown.cancelled() => {
+                    self.say(&reply::SHUTTING_DOWN);
+                    break;
+                }
+                read = tokio::time::timeout(wait, self.stream.read(&mut buf)) => read,
+            };
+            let n = match read {
+                Err(_) if wait < self.params.idle_timeout => {
+                    self.say(&reply::SESSION_TOO_LONG);
+                    break;
+                }
+                Err(_) => {
+                    self.say(&reply::TIMEOUT);
+                    break;
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(n)) => n,
+            };
+            let flow = self.ingest(&buf[..n]).await;
+            if self.flush().await.is_err() || flow == Flow::Close {
+                return;
+            }
+        }
+        let _ = self.flush().await;
+    }
+
+    /// Feeds bytes from the client through the state machine.
+    async fn ingest(&mut self, bytes: &[u8]) -> Flow {
+        let mut iter = bytes.iter();
+        loop {
+            match &mut self.state {
+                State::Command => match self.commands.ingest(&mut iter) {
+                    Ok(request) => {
+                        let request = request.into_owned();
+                        if self.command(request).await == Flow::Close {
+                            return Flow::Close;
+                        }
+                    }
+                    Err(ProtoError::NeedsMoreData { .. }) => return Flow::Continue,
+                    Err(e) => {
+                        if self.fail(&protocol_error(&e)) == Flow::Close {
+                            return Flow::Close;
+                        }
+                    }
+                },
+                State::Data { receiver, message } => {
+                    let done = receiver.ingest(&mut iter, message);
+                    if message.len() > self.params.max_message_size {
+                        let receiver = DummyDataReceiver::new_data(receiver);
+                        self.state = State::Discard {
+                            receiver,
+                            reply: reply::MESSAGE_TOO_BIG,
+                        };
+                        if done {
+                            self.end_discard();
+                        }
+                        continue;
+                    }
+                    if !done {
+                        return Flow::Continue;
+                    }
+                    let message = std::mem::take(message);
+                    self.state = State::Command;
+                    if self.end_data(message).await == Flow::Close {
+                        return Flow::Close;
+                    }
+                }
+                State::Discard { receiver, .. } => {
+                    if !receiver.ingest(&mut iter) {
+                        return Flow::Continue;
+                    }
+                    if self.end_discard() == Flow::Close {
+                        return Flow::Close;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn command(&mut self, request: Request<String>) -> Flow {
+        match request {
+            Request::Ehlo { host } => self.ehlo(host),
+            Request::Helo { host } => self.helo(host),
+            Request::Mail { from } => self.mail(from),
+            Request::Rcpt { to } => self.rcpt(to).await,
+            Request::Data => self.data(),
+            Request::Rset => {
+                self.envelope = Envelope::default();
+                self.say(&reply::RESET)
+            }
+            Request::Noop { .. } => self.say(&reply::OK),
+            Request::Quit => {
+                self.say(&reply::CLOSING);
+                Flow::Close
+            }
+            Request::Vrfy { .. } => self.say(&reply::CANNOT_VERIFY),
+            Request::Help { .. } => self.say(&reply::HELP),
+            Request::Bdat { chunk_size, .. } => {
+                // CHUNKING is not offered; the chunk is read and dropped so that its
+                // bytes are not taken for commands.
+                self.state = State::Discard {
+                    receiver: DummyDataReceiver::new_bdat(chunk_size),
+                    reply: reply::NOT_IMPLEMENTED,
+                };
+                Flow::Continue
+            }
+            Request::Lhlo { .. }
+            | Request::Expn { .. }
+            | Request::Auth { .. }
+            | Request::StartTls
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => self.fail(&reply::NOT_IMPLEMENTED),
+        }
+    }
+
+    fn end_discard(&mut self) -> Flow {
+        let reply = match std::mem::replace(&mut self.state, State::Command) {
+            State::Discard { reply, .. } => reply,
+            _ => reply::OK,
+        };
+        self.envelope = Envelope::default();
+        self.fail(&reply)
+    }
+
+    /// Queues a reply.
+    fn say(&mut self, r: &Reply) -> Flow {
+        r.write_to(&mut self.out);
+        Flow::Continue
+    }
+
+    /// Queues an error reply and counts it; too many errors end the session.
+    fn fail(&mut self, r: &Reply) -> Flow {
+        self.say(r);
+        self.errors += 1;
+        if self.errors >= self.params.max_errors {
+            self.say(&reply::TOO_MANY_ERRORS);
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await
+        };
+        // A client that stops reading must not hold the session forever.
+        let result = tokio::time::timeout(Duration::from_secs(30), write).await;
+        self.out.clear();
+        match result {
+            Ok(r) => r,
+            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        }
+    }
+}
+
+fn protocol_error(e: &ProtoError) -> Reply {
+    match e {
+        ProtoError::UnknownCommand | ProtoError::InvalidResponse { .. } => reply::UNKNOWN_COMMAND,
+        ProtoError::InvalidSenderAddress => reply::BAD_SENDER_SYNTAX,
+        ProtoError::InvalidRecipientAddress => reply::BAD_RECIPIENT_SYNTAX,
+        ProtoError::SyntaxError { syntax } => reply::syntax(syntax),
+        ProtoError::InvalidParameter { param } => reply::bad_parameter(param),
+        ProtoError::UnsupportedParameter { param } => reply::unsupported_parameter(param),
+        ProtoError::ResponseTooLong => reply::LINE_TOO_LONG,
+        ProtoError::NeedsMoreData { .. } => reply::UNKNOWN_COMMAND,
+    }
+}
