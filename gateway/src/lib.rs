@@ -1,1 +1,17 @@
-//! placeholder
+//! The `maskrelay` gateway: configuration, HTTP API, command line and wiring.
+//!
+//! # Layout
+//! - [`config`]: the TOML file and its environment overrides.
+//! - [`keyfile`]: the secret key that protects personal data at rest.
+//! - [`api`]: the HTTP API (axum).
+//! - [`cli`]: the command line (clap).
+//! - [`app`]: starts and stops the store, API, SMTP listener and delivery worker.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod keyfile;
+
+pub use app::{Running, start};
+pub use config::Config;

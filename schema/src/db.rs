@@ -127,6 +127,15 @@ impl Store {
         Ok(self.pool.begin().await?)
     }
 
+    /// Checks that the database answers.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if it does not.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Closes every connection; waits for those in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -141,6 +141,22 @@ pub async fn thread_references(
 }
 
 impl Store {
+    /// A message of an organisation, by our id.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the query fails.
+    pub async fn message_for_org(&self, org_id: &str, id: &str) -> Result<Option<MessageMeta>> {
+        let row = sqlx::query(
+            "SELECT id, conversation_id, sender_id, recipient_id, rfc_message_id FROM messages \
+             WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| meta_from_row(&r)).transpose()
+    }
+
     /// The message of a conversation with our `Message-ID` `rfc_message_id`.
     ///
     /// # Errors

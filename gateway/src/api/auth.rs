@@ -1,0 +1,37 @@
+//! `Authorization: Bearer <api key>` selects the organisation.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use maskrelay_schema::orgs::Org;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// The organisation whose API key authorised the request.
+pub struct AuthOrg(pub Org);
+
+impl FromRequestParts<AppState> for AuthOrg {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(ApiError::unauthorized)?;
+        match state.store.org_by_api_key(key).await? {
+            Some(org) => Ok(AuthOrg(org)),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! `PUT`, `GET` and `DELETE /v1/members/{id}`: the directory's members.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use maskrelay_schema::members::{Member, MemberInput, MemberStatus};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::AuthOrg;
+use super::body::{self, check_email, check_id, check_line};
+use super::error::ApiError;
+
+/// Creates or replaces a member: 201 when new, 200 when updated.
+pub async fn put(
+    State(state): State<AppState>,
+    AuthOrg(org): AuthOrg,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_id("id", &id)?;
+    let obj = body::parse(body, state.max_body_bytes)?;
+    let email = check_email("email", obj.required_str("email")?)?;
+    if let Some((_, domain)) = email.rsplit_once('@')
+        && domain.eq_ignore_ascii_case(state.submitter.relay_domain())
+    {
+        return Err(ApiError::invalid(
+            "email",
+            "email cannot be a relay address of this gateway",
+        ));
+    }
+    let name = obj.required_str("name")?.trim();
+    if name.is_empty() {
+        return Err(ApiError::invalid("name", "name must not be empty"));
+    }
+    check_line("name", name, 200)?;
+    let status = match obj.optional_str("status")? {
+        None | Some("active") => MemberStatus::Active,
+        Some("inactive") => MemberStatus::Inactive,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "status",
+                "status must be \"active\" or \"inactive\"",
+            ));
+        }
+    };
+    let attributes = Value::Object(
+        obj.optional_object("attributes")?
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let input = MemberInput {
+        email: email.to_owned(),
+        name: name.to_owned(),
+        status,
+        attributes,
+    };
+    let (member, created) = state.store.upsert_member(&org.id, &id, &input).await?;
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(render(&member))))
+}
+
+/// Shows a member.
+pub async fn get(
+    State(state): State<AppState>,
+    AuthOrg(org): AuthOrg,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    match state.store.member_by_external_id(&org.id, &id).await? {
+        Some(member) => Ok(Json(render(&member))),
+        None => Err(ApiError::unknown_member(&id, "id")),
+    }
+}
+
+/// Erases a member's personal data: 204, or 404 if there is no such member.
+pub async fn delete(
+    State(state): State<AppState>,
+    AuthOrg(org): AuthOrg,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.store.erase_member(&org.id, &id).await? {
+        tracing::info!(org_id = %org.id, "member erased");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::unknown_member(&id, "id"))
+    }
+}
+
+fn render(member: &Member) -> Value {
+    json!({
+        "id": member.external_id,
+        "email": member.email,
+        "name": member.name,
+        "status": member.status.as_str(),
+        "attributes": member.attributes,
+        "created_at": member.created_at,
+        "updated_at": member.updated_at,
+    })
+}

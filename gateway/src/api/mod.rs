@@ -1,0 +1,54 @@
+//! The HTTP API: routes, shared state, and the pieces every handler uses.
+//!
+//! - [`members`], [`messages`]: the resources, each owning its handlers.
+//! - [`auth`]: the API-key extractor.
+//! - [`body`]: JSON bodies and field checks.
+//! - [`error`]: the one error type, answered as JSON.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod members;
+pub mod messages;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use maskrelay_outbound::Submitter;
+use maskrelay_schema::Store;
+
+use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// Queues messages.
+    pub submitter: Submitter,
+    /// The request body limit, for error messages.
+    pub max_body_bytes: usize,
+}
+
+/// All routes of the API.
+pub fn routes(state: AppState) -> Router {
+    let limit = state.max_body_bytes;
+    Router::new()
+        .route(
+            "/v1/members/{id}",
+            put(members::put).get(members::get).delete(members::delete),
+        )
+        .route("/v1/messages", post(messages::post))
+        .route("/v1/messages/{id}", get(messages::get))
+        .route("/healthz", get(health))
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// 200 when the database answers.
+async fn health(State(state): State<AppState>) -> Result<StatusCode, ApiError> {
+    state.store.ping().await?;
+    Ok(StatusCode::OK)
+}

@@ -1,0 +1,167 @@
+//! Wiring: the store, the HTTP API, the SMTP listener and the delivery worker in one
+//! process, sharing one shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use maskrelay_inbound::{Router, SmtpParams};
+use maskrelay_outbound::retry::RetryPolicy;
+use maskrelay_outbound::{Submitter, Transport, WorkerConfig};
+use maskrelay_schema::{Crypto, Store};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api;
+use crate::config::Config;
+use crate::keyfile;
+
+/// A running gateway.
+pub struct Running {
+    /// Where the HTTP API listens.
+    pub http_addr: SocketAddr,
+    /// Where the SMTP listener listens.
+    pub smtp_addr: SocketAddr,
+    /// The store (shared with the tasks).
+    pub store: Store,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// Connects to and migrates the database named by the configuration.
+///
+/// # Errors
+/// If the key cannot be loaded or the database cannot be reached or migrated.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let key = keyfile::load(config)?;
+    let store = Store::connect(&config.database_url, Crypto::new(&key))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open database {}",
+                maskrelay_schema::db::redact_url(&config.database_url)
+            )
+        })?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    Ok(store)
+}
+
+/// Starts every part of the gateway.
+///
+/// # Errors
+/// If the store cannot be opened or a listener cannot bind.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let store = open_store(&config).await?;
+    let wake = Arc::new(Notify::new());
+    let submitter = Submitter::new(
+        store.clone(),
+        config.relay_domain.clone(),
+        Arc::clone(&wake),
+    );
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+
+    let http = TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", config.http.listen))?;
+    let smtp = TcpListener::bind(config.smtp.listen)
+        .await
+        .with_context(|| format!("cannot listen for SMTP on {}", config.smtp.listen))?;
+    let http_addr = http.local_addr()?;
+    let smtp_addr = smtp.local_addr()?;
+
+    let state = api::AppState {
+        store: store.clone(),
+        submitter: submitter.clone(),
+        max_body_bytes: config.http.max_body_bytes,
+    };
+    let routes = api::routes(state);
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let serve =
+            axum::serve(http, routes).with_graceful_shutdown(async move { stop.cancelled().await });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+        tracing::info!("HTTP API stopped");
+    });
+    tracing::info!(address = %http_addr, "HTTP API listening");
+
+    let router = Router::new(store.clone(), submitter);
+    tasks.spawn(maskrelay_inbound::listener::serve(
+        smtp,
+        smtp_params(&config),
+        router,
+        shutdown.clone(),
+    ));
+    tracing::info!(address = %smtp_addr, relay_domain = %config.relay_domain, "SMTP listener listening");
+
+    tasks.spawn(maskrelay_outbound::worker::run(
+        store.clone(),
+        worker_config(&config)?,
+        wake,
+        shutdown.clone(),
+    ));
+    tasks.close();
+    Ok(Running {
+        http_addr,
+        smtp_addr,
+        store,
+        shutdown,
+        tasks,
+    })
+}
+
+impl Running {
+    /// Stops accepting work, lets work in flight finish, and closes the database.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tasks.wait().await;
+        self.store.close().await;
+    }
+}
+
+fn smtp_params(config: &Config) -> SmtpParams {
+    let smtp = &config.smtp;
+    let mut params = SmtpParams::new(config.relay_domain.clone());
+    if let Some(hostname) = &smtp.hostname {
+        params.hostname = hostname.clone();
+    }
+    params.max_message_size = smtp.max_message_size;
+    params.max_recipients = smtp.max_recipients;
+    params.max_connections = smtp.max_connections;
+    params.max_errors = smtp.max_errors;
+    params.idle_timeout = Duration::from_secs(smtp.idle_timeout_secs);
+    params.session_timeout = Duration::from_secs(smtp.session_timeout_secs);
+    params
+}
+
+fn worker_config(config: &Config) -> anyhow::Result<WorkerConfig> {
+    let out = &config.outbound;
+    let transport = match (&out.capture_dir, &out.smarthost) {
+        (Some(dir), _) => Some(Transport::Capture(dir.clone())),
+        (None, Some(url)) => Some(Transport::Smarthost(
+            url.parse()
+                .map_err(|e| anyhow::anyhow!("outbound.smarthost: {e}"))?,
+        )),
+        (None, None) => None,
+    };
+    let mut worker = WorkerConfig::new(config.relay_domain.clone(), transport);
+    worker.poll_interval = Duration::from_millis(out.poll_interval_ms.max(10));
+    worker.concurrency = out.concurrency.max(1);
+    let first = out.first_retry_secs;
+    worker.retry = RetryPolicy {
+        delays: [1, 5, 15, 30, 60, 120]
+            .iter()
+            .map(|m| Duration::from_secs(first.saturating_mul(*m)))
+            .collect(),
+        give_up_after: Duration::from_secs(out.give_up_after_hours.saturating_mul(3600)),
+    };
+    Ok(worker)
+}

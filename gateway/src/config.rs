@@ -1,0 +1,350 @@
+//! Configuration: one TOML file, every key overridable by an environment variable.
+//!
+//! The variable for a key is `MASKRELAY_` followed by the key in upper case with dots
+//! as underscores: `smtp.listen` is `MASKRELAY_SMTP_LISTEN`. Variables win over the
+//! file. `deploy/maskrelay.example.toml` documents every key; a test keeps it, this
+//! struct and [`KEYS`] in step.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of the `maskrelay` binary.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://FILE` (created if missing) or `postgres://…`.
+    pub database_url: String,
+    /// Domain of relay addresses; its MX must point at the SMTP listener.
+    pub relay_domain: String,
+    /// 64 hex characters; when unset, read from (or created in) `secret_key_file`.
+    pub secret_key: Option<String>,
+    /// Where the key lives when `secret_key` is unset; default `maskrelay.key` beside a
+    /// SQLite database, or in the working directory for PostgreSQL.
+    pub secret_key_file: Option<PathBuf>,
+    /// Log filter (`info`, `debug`, `maskrelay_inbound=debug`…); `RUST_LOG` also works.
+    pub log: String,
+    /// The HTTP API.
+    pub http: HttpConfig,
+    /// The SMTP listener.
+    pub smtp: SmtpConfig,
+    /// Delivery of outgoing mail.
+    pub outbound: OutboundConfig,
+}
+
+/// The HTTP API.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// The SMTP listener.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Address and port to listen on (production: port 25).
+    pub listen: SocketAddr,
+    /// Name in the greeting; default the relay domain.
+    pub hostname: Option<String>,
+    /// Largest message, in bytes.
+    pub max_message_size: usize,
+    /// Recipients per message.
+    pub max_recipients: usize,
+    /// Sessions at once.
+    pub max_connections: usize,
+    /// Errors before a client is disconnected.
+    pub max_errors: usize,
+    /// Seconds of client silence before disconnecting.
+    pub idle_timeout_secs: u64,
+    /// Longest session, in seconds.
+    pub session_timeout_secs: u64,
+}
+
+/// Delivery of outgoing mail.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// `smtp://host:port`, `smtp+starttls://…` or `smtps://…`: all mail goes there.
+    pub smarthost: Option<String>,
+    /// When set, mail is written there as `.eml` files instead of being sent.
+    pub capture_dir: Option<PathBuf>,
+    /// Milliseconds between looks at the queue when nothing wakes the worker.
+    pub poll_interval_ms: u64,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    /// Seconds before the first retry of a temporary failure (later ones grow).
+    pub first_retry_secs: u64,
+    /// Hours after which a delivery that keeps failing temporarily is given up.
+    pub give_up_after_hours: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://maskrelay.db".into(),
+            relay_domain: "relay.localhost".into(),
+            secret_key: None,
+            secret_key_file: None,
+            log: "info".into(),
+            http: HttpConfig::default(),
+            smtp: SmtpConfig::default(),
+            outbound: OutboundConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 2525)),
+            hostname: None,
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 50,
+            max_connections: 256,
+            max_errors: 10,
+            idle_timeout_secs: 300,
+            session_timeout_secs: 1800,
+        }
+    }
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            smarthost: None,
+            capture_dir: None,
+            poll_interval_ms: 5000,
+            concurrency: 8,
+            first_retry_secs: 60,
+            give_up_after_hours: 48,
+        }
+    }
+}
+
+/// Every configuration key, in file order; each has an environment variable.
+pub const KEYS: &[&str] = &[
+    "database_url",
+    "relay_domain",
+    "secret_key",
+    "secret_key_file",
+    "log",
+    "http.listen",
+    "http.max_body_bytes",
+    "smtp.listen",
+    "smtp.hostname",
+    "smtp.max_message_size",
+    "smtp.max_recipients",
+    "smtp.max_connections",
+    "smtp.max_errors",
+    "smtp.idle_timeout_secs",
+    "smtp.session_timeout_secs",
+    "outbound.smarthost",
+    "outbound.capture_dir",
+    "outbound.poll_interval_ms",
+    "outbound.concurrency",
+    "outbound.first_retry_secs",
+    "outbound.give_up_after_hours",
+];
+
+/// The environment variable of a key.
+pub fn env_name(key: &str) -> String {
+    format!("MASKRELAY_{}", key.replace('.', "_").to_uppercase())
+}
+
+impl Config {
+    /// Reads the file (if given), applies environment overrides, and checks the result.
+    ///
+    /// # Errors
+    /// A message naming the file, key or variable that is wrong.
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read configuration file {}", path.display())
+                })?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("{} is not valid TOML", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for key in KEYS {
+            if let Some(value) = env(&env_name(key)) {
+                set(&mut table, key, env_value(&value));
+            }
+        }
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    anyhow::anyhow!("invalid configuration: {}", e.message())
+                })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let domain = &self.relay_domain;
+        if domain.is_empty() || domain.contains(['@', ' ', '/']) || !domain.contains('.') {
+            bail!("relay_domain {domain:?} is not a domain name like relay.example.org");
+        }
+        if let Some(url) = &self.outbound.smarthost {
+            url.parse::<maskrelay_outbound::smarthost::Smarthost>()
+                .map_err(|e| anyhow::anyhow!("outbound.smarthost: {e}"))?;
+        }
+        maskrelay_schema::Backend::from_url(&self.database_url)
+            .map_err(|e| anyhow::anyhow!("database_url: {e}"))?;
+        Ok(())
+    }
+}
+
+/// Environment values are text; numbers and booleans are recognised so that
+/// `MASKRELAY_SMTP_MAX_RECIPIENTS=10` sets an integer.
+fn env_value(text: &str) -> toml::Value {
+    if let Ok(n) = text.parse::<i64>() {
+        toml::Value::Integer(n)
+    } else if let Ok(b) = text.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        toml::Value::String(text.to_owned())
+    }
+}
+
+fn set(table: &mut toml::Table, key: &str, value: toml::Value) {
+    match key.split_once('.') {
+        Some((section, rest)) => {
+            let entry = table
+                .entry(section.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(inner) = entry {
+                set(inner, rest, value);
+            }
+        }
+        None => {
+            table.insert(key.to_owned(), value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() -> anyhow::Result<()> {
+        let c = Config::load(None, no_env)?;
+        assert_eq!(c.database_url, "sqlite://maskrelay.db");
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.smtp.listen.to_string(), "127.0.0.1:2525");
+        assert_eq!(c.relay_domain, "relay.localhost");
+        assert_eq!(c.outbound.smarthost, None);
+        Ok(())
+    }
+
+    #[test]
+    fn environment_wins_over_the_file() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("maskrelay-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "relay_domain = \"file.example.org\"\n[smtp]\nmax_recipients = 5\n",
+        )?;
+        let env = |name: &str| match name {
+            "MASKRELAY_SMTP_MAX_RECIPIENTS" => Some("7".to_owned()),
+            "MASKRELAY_OUTBOUND_SMARTHOST" => Some("smtp://127.0.0.1:2526".to_owned()),
+            _ => None,
+        };
+        let c = Config::load(Some(&file), env)?;
+        assert_eq!(c.relay_domain, "file.example.org");
+        assert_eq!(c.smtp.max_recipients, 7);
+        assert_eq!(
+            c.outbound.smarthost.as_deref(),
+            Some("smtp://127.0.0.1:2526")
+        );
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let env =
+            |name: &str| (name == "MASKRELAY_HTTP_LISTEN").then(|| "not-an-address".to_owned());
+        let err = Config::load(None, env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("listen"), "{err}");
+        let env =
+            |name: &str| (name == "MASKRELAY_OUTBOUND_SMARTHOST").then(|| "http://x".to_owned());
+        let err = Config::load(None, env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("outbound.smarthost"), "{err}");
+    }
+
+    #[test]
+    fn every_key_is_listed_and_documented() -> anyhow::Result<()> {
+        let table = toml::Table::try_from(Config {
+            secret_key: Some(String::new()),
+            secret_key_file: Some(PathBuf::new()),
+            smtp: SmtpConfig {
+                hostname: Some(String::new()),
+                ..SmtpConfig::default()
+            },
+            outbound: OutboundConfig {
+                smarthost: Some(String::new()),
+                capture_dir: Some(PathBuf::new()),
+                ..OutboundConfig::default()
+            },
+            ..Config::default()
+        })?;
+        let mut keys = Vec::new();
+        for (k, v) in &table {
+            match v {
+                toml::Value::Table(inner) => keys.extend(inner.keys().map(|i| format!("{k}.{i}"))),
+                _ => keys.push(k.clone()),
+            }
+        }
+        keys.sort();
+        let mut listed: Vec<String> = KEYS.iter().map(|k| (*k).to_owned()).collect();
+        listed.sort();
+        assert_eq!(keys, listed);
+        let example = include_str!("../../deploy/maskrelay.example.toml");
+        for key in KEYS {
+            let leaf = key.rsplit('.').next().unwrap_or(key);
+            assert!(
+                example.contains(&format!("{leaf} =")),
+                "{key} is not in the example config"
+            );
+            assert!(
+                example.contains(&env_name(key)),
+                "{} is not in the example config",
+                env_name(key)
+            );
+        }
+        Ok(())
+    }
+}
