@@ -1,1 +1,41 @@
-//! placeholder
+//! Harness of maskrelay's end-to-end tests: each test gets its own database, a real
+//! smarthost on loopback, and a gateway on free ports.
+//!
+//! - [`db`]: a SQLite file or a fresh PostgreSQL database per test.
+//! - [`smarthost`]: an independent SMTP server recording what maskrelay delivers.
+//! - [`gateway`]: starting maskrelay and talking to it over HTTP and SMTP.
+//! - [`mail`]: reading delivered messages.
+//! - [`both_backends!`]: runs each test on SQLite and on PostgreSQL.
+
+pub mod db;
+pub mod gateway;
+pub mod mail;
+pub mod smarthost;
+
+pub use db::Backend;
+
+/// Declares, for each named `async fn(Backend) -> anyhow::Result<()>`, one test on
+/// SQLite and one on PostgreSQL. The PostgreSQL ones are ignored, with the reason
+/// shown by `cargo test`, unless `MASKRELAY_TEST_POSTGRES_URL` was set at build time.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(pg_tests), ignore = "PostgreSQL half not run: set MASKRELAY_TEST_POSTGRES_URL")]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,199 @@
+//! A small SMTP server playing the smarthost: it records every message it accepts,
+//! and can be told to answer the next messages with an error.
+//!
+//! It is written here line by line on purpose, sharing no code with maskrelay's own
+//! listener, so that it checks what maskrelay sends rather than agreeing with it.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// One message the sink accepted.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// `MAIL FROM` address.
+    pub mail_from: String,
+    /// `RCPT TO` addresses.
+    pub rcpt_to: Vec<String>,
+    /// The message, dot-stuffing removed.
+    pub data: Vec<u8>,
+}
+
+impl Delivered {
+    /// The message as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).into_owned()
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    delivered: Vec<Delivered>,
+    /// Replies to give at the end of the next DATA commands, instead of 250.
+    scripted: VecDeque<&'static str>,
+}
+
+/// The running sink.
+#[derive(Clone)]
+pub struct Smarthost {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    arrived: Arc<Notify>,
+}
+
+impl Smarthost {
+    /// Starts listening on a free loopback port.
+    ///
+    /// # Errors
+    /// If no port can be bound.
+    pub async fn start() -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let sink = Self {
+            addr: listener.local_addr()?,
+            inner: Arc::default(),
+            arrived: Arc::default(),
+        };
+        let serving = sink.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let s = serving.clone();
+                tokio::spawn(async move {
+                    let _ = s.session(stream).await;
+                });
+            }
+        });
+        Ok(sink)
+    }
+
+    /// The URL for `outbound.smarthost`.
+    pub fn url(&self) -> String {
+        format!("smtp://{}", self.addr)
+    }
+
+    /// Makes the next message end with `reply` (e.g. `"451 4.3.0 try later"`).
+    pub fn fail_next(&self, reply: &'static str) {
+        self.lock().scripted.push_back(reply);
+    }
+
+    /// Everything accepted so far.
+    pub fn delivered(&self) -> Vec<Delivered> {
+        self.lock().delivered.clone()
+    }
+
+    /// Waits until at least `count` messages were accepted.
+    ///
+    /// # Errors
+    /// If they do not arrive within `timeout`.
+    pub async fn wait_for(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<Delivered>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.arrived.notified();
+            let delivered = self.delivered();
+            if delivered.len() >= count {
+                return Ok(delivered);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                anyhow::bail!(
+                    "expected {count} messages at the smarthost, got {}",
+                    delivered.len()
+                );
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn session(&self, stream: TcpStream) -> std::io::Result<()> {
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read);
+        write
+            .write_all(b"220 sink.test ESMTP test smarthost\r\n")
+            .await?;
+        let mut mail_from = String::new();
+        let mut rcpt_to = Vec::new();
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if lines.read_until(b'\n', &mut line).await? == 0 {
+                return Ok(());
+            }
+            let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+            let upper = text.to_ascii_uppercase();
+            let reply: &[u8] = if upper.starts_with("EHLO") {
+                b"250-sink.test\r\n250-8BITMIME\r\n250 PIPELINING\r\n"
+            } else if upper.starts_with("HELO") || upper.starts_with("NOOP") {
+                b"250 OK\r\n"
+            } else if upper.starts_with("MAIL FROM:") {
+                mail_from = angle(&text);
+                rcpt_to.clear();
+                b"250 2.1.0 OK\r\n"
+            } else if upper.starts_with("RCPT TO:") {
+                rcpt_to.push(angle(&text));
+                b"250 2.1.5 OK\r\n"
+            } else if upper == "DATA" {
+                write.write_all(b"354 go ahead\r\n").await?;
+                let data = read_data(&mut lines).await?;
+                let scripted = self.lock().scripted.pop_front();
+                if let Some(reply) = scripted {
+                    write.write_all(format!("{reply}\r\n").as_bytes()).await?;
+                    continue;
+                }
+                self.lock().delivered.push(Delivered {
+                    mail_from: mail_from.clone(),
+                    rcpt_to: std::mem::take(&mut rcpt_to),
+                    data,
+                });
+                self.arrived.notify_waiters();
+                b"250 2.0.0 queued\r\n"
+            } else if upper.starts_with("RSET") {
+                rcpt_to.clear();
+                b"250 OK\r\n"
+            } else if upper.starts_with("QUIT") {
+                write.write_all(b"221 bye\r\n").await?;
+                return Ok(());
+            } else {
+                b"502 5.5.1 unknown\r\n"
+            };
+            write.write_all(reply).await?;
+        }
+    }
+}
+
+fn angle(line: &str) -> String {
+    let start = line.find('<').map(|i| i + 1).unwrap_or(0);
+    let end = line[start..]
+        .find('>')
+        .map(|i| start + i)
+        .unwrap_or(line.len());
+    line[start..end].to_owned()
+}
+
+async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if lines.read_until(b'\n', &mut line).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if line == b".\r\n" || line == b".\n" {
+            return Ok(data);
+        }
+        let unstuffed = line.strip_prefix(b".").unwrap_or(&line);
+        data.extend_from_slice(unstuffed);
+    }
+}
