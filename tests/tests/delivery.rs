@@ -1,0 +1,218 @@
+//! The delivery queue: retries, permanent failures, durability across a restart, and
+//! what is left in the database.
+
+use std::time::Duration;
+
+use maskrelay_tests::db::TestDb;
+use maskrelay_tests::gateway::{TestGateway, test_config};
+use maskrelay_tests::smarthost::Smarthost;
+use maskrelay_tests::{Backend, both_backends};
+use sqlx::{Connection, Row};
+
+const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.net";
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn temporary_failure_is_retried_until_delivered(backend: Backend) -> anyhow::Result<()> {
+    let sink = Smarthost::start().await?;
+    sink.fail_next("451 4.3.0 greylisted, try again");
+    let gw = TestGateway::start(backend, &sink).await?;
+    gw.member("alice", ALICE, "Alice").await?;
+    gw.member("bob", BOB, "Bob").await?;
+    let (_, created) = gw.message("alice", "bob", "Hi", "retry me").await?;
+    let id = created["message_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let state = gw.wait_status(&id, "sent").await?;
+    assert_eq!(state["attempts"], 2, "{state}");
+    assert_eq!(sink.delivered().len(), 1);
+    gw.stop().await;
+    Ok(())
+}
+
+async fn permanent_failure_is_not_retried(backend: Backend) -> anyhow::Result<()> {
+    let sink = Smarthost::start().await?;
+    sink.fail_next("550 5.1.1 <bob@example.net>: no such user");
+    let gw = TestGateway::start(backend, &sink).await?;
+    gw.member("alice", ALICE, "Alice").await?;
+    gw.member("bob", BOB, "Bob").await?;
+    let (_, created) = gw.message("alice", "bob", "Hi", "x").await?;
+    let id = created["message_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let state = gw.wait_status(&id, "failed").await?;
+    assert_eq!(state["attempts"], 1, "{state}");
+    // The remote text repeats the address; only the code is kept.
+    assert_eq!(state["last_error"], "smtp 550 5.1.1", "{state}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(sink.delivered().is_empty());
+    gw.stop().await;
+    Ok(())
+}
+
+async fn unreachable_smarthost_is_retried(backend: Backend) -> anyhow::Result<()> {
+    // A port with nothing listening: connection refused is temporary.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let closed_addr = closed.local_addr()?;
+    drop(closed);
+    let db = TestDb::new(backend).await?;
+    let mut config = test_config(&db, None)?;
+    config.outbound.smarthost = Some(format!("smtp://{closed_addr}"));
+    let gw = TestGateway::start_with(db, config).await?;
+    gw.member("alice", ALICE, "Alice").await?;
+    gw.member("bob", BOB, "Bob").await?;
+    let (_, created) = gw.message("alice", "bob", "Hi", "x").await?;
+    let id = created["message_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for _ in 0..100 {
+        let (_, state) = gw
+            .call(reqwest::Method::GET, &format!("/v1/messages/{id}"), None)
+            .await?;
+        if state["attempts"].as_i64().unwrap_or(0) >= 1 {
+            assert_eq!(state["status"], "queued", "{state}");
+            assert!(
+                state["last_error"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("connection"),
+                "{state}"
+            );
+            gw.stop().await;
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("no delivery attempt was recorded")
+}
+
+async fn accepted_message_survives_a_restart(backend: Backend) -> anyhow::Result<()> {
+    // First run: no transport, so the message can only be in the database.
+    let db = TestDb::new(backend).await?;
+    let config = test_config(&db, None)?;
+    let gw = TestGateway::start_with(db, config).await?;
+    gw.member("alice", ALICE, "Alice").await?;
+    gw.member("bob", BOB, "Bob").await?;
+    let (status, created) = gw
+        .message("alice", "bob", "Durable", "still here after restart")
+        .await?;
+    assert_eq!(status, 202);
+    let (db, mut config) = gw.stop().await;
+
+    // Second run, same database and key, now with a smarthost.
+    let sink = Smarthost::start().await?;
+    config.outbound.smarthost = Some(sink.url());
+    let running = maskrelay::start(config).await?;
+    let delivered = sink.wait_for(1, WAIT).await?;
+    assert!(delivered[0].text().contains("still here after restart"));
+    let id = created["message_id"].as_str().unwrap_or_default();
+    wait_sent(&running.store, id).await?;
+    running.shutdown().await;
+    drop(db);
+    Ok(())
+}
+
+async fn personal_data_is_encrypted_at_rest_and_content_wiped_after_delivery(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let db = TestDb::new(backend).await?;
+    let config = test_config(&db, None)?;
+    let gw = TestGateway::start_with(db, config).await?;
+    gw.member("alice", ALICE, "Alice Liddell").await?;
+    gw.member("bob", BOB, "Bob").await?;
+    let secret_text = "the-secret-body-text";
+    let (_, created) = gw.message("alice", "bob", "Hi", secret_text).await?;
+    let id = created["message_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let dump = dump_database(&gw.db.url).await?;
+    for plain in [ALICE, BOB, "Alice Liddell", secret_text] {
+        assert!(!dump.contains(plain), "{plain} is stored in plain text");
+    }
+    assert!(dump.contains(&id), "the dump must see the tables at all");
+    let (db, mut config) = gw.stop().await;
+
+    let sink = Smarthost::start().await?;
+    config.outbound.smarthost = Some(sink.url());
+    let running = maskrelay::start(config).await?;
+    sink.wait_for(1, WAIT).await?;
+    wait_sent(&running.store, &id).await?;
+    running.shutdown().await;
+    let (content, recipient) = delivery_columns(&db.url, &id).await?;
+    assert!(
+        content.is_none() && recipient.is_none(),
+        "content must be wiped once delivered"
+    );
+    Ok(())
+}
+
+/// Waits until the worker has recorded the delivery of `message_id` as sent.
+async fn wait_sent(store: &maskrelay_schema::Store, message_id: &str) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if store.delivery_state(message_id).await?.map(|s| s.status) == Some("sent".to_owned()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("delivery of {message_id} was never recorded as sent")
+}
+
+/// Every text and blob value of every application table, as lossy text.
+async fn dump_database(url: &str) -> anyhow::Result<String> {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await?;
+    let mut out = String::new();
+    for table in [
+        "organisations",
+        "members",
+        "conversations",
+        "relay_addresses",
+        "messages",
+        "deliveries",
+    ] {
+        let sql = format!("SELECT * FROM {table}");
+        for row in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut conn)
+            .await?
+        {
+            for i in 0..row.len() {
+                if let Ok(Some(text)) = row.try_get::<Option<String>, _>(i) {
+                    out.push_str(&text);
+                } else if let Ok(Some(bytes)) = row.try_get::<Option<Vec<u8>>, _>(i) {
+                    out.push_str(&String::from_utf8_lossy(&bytes));
+                }
+                out.push('\n');
+            }
+        }
+    }
+    conn.close().await?;
+    Ok(out)
+}
+
+async fn delivery_columns(
+    url: &str,
+    message_id: &str,
+) -> anyhow::Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await?;
+    let row =
+        sqlx::query("SELECT content_enc, recipient_enc FROM deliveries WHERE message_id = $1")
+            .bind(message_id)
+            .fetch_one(&mut conn)
+            .await?;
+    let out = (row.try_get("content_enc")?, row.try_get("recipient_enc")?);
+    conn.close().await?;
+    Ok(out)
+}
+
+both_backends!(
+    temporary_failure_is_retried_until_delivered,
+    permanent_failure_is_not_retried,
+    unreachable_smarthost_is_retried,
+    accepted_message_survives_a_restart,
+    personal_data_is_encrypted_at_rest_and_content_wiped_after_delivery,
+);
