@@ -187,12 +187,11 @@ impl Config {
                 set(&mut table, key, env_value(&value));
             }
         }
+        // Parsing from text (rather than from the value) makes toml's error quote the
+        // offending key and line, whether it came from the file or the environment.
+        let merged = toml::to_string(&table).context("cannot merge configuration")?;
         let config: Config =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| {
-                    anyhow::anyhow!("invalid configuration: {}", e.message())
-                })?;
+            toml::from_str(&merged).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         config.check()?;
         Ok(config)
     }
