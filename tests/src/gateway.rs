@@ -32,10 +32,12 @@ pub struct TestGateway {
 
 /// A configuration on free loopback ports with fast polling and retries.
 pub fn test_config(db: &TestDb, smarthost: Option<&Smarthost>) -> anyhow::Result<Config> {
-    let mut config = Config::default();
-    config.database_url = db.url.clone();
-    config.relay_domain = RELAY_DOMAIN.into();
-    config.secret_key = Some(SecretKey::generate()?.to_hex());
+    let mut config = Config {
+        database_url: db.url.clone(),
+        relay_domain: RELAY_DOMAIN.into(),
+        secret_key: Some(SecretKey::generate()?.to_hex()),
+        ..Config::default()
+    };
     config.http.listen = "127.0.0.1:0".parse()?;
     config.smtp.listen = "127.0.0.1:0".parse()?;
     config.outbound.smarthost = smarthost.map(Smarthost::url);
