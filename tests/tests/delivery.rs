@@ -13,17 +13,25 @@ const ALICE: &str = "alice@example.com";
 const BOB: &str = "bob@example.net";
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn temporary_failure_is_retried_until_delivered(backend: Backend) -> anyhow::Result<()> {
-    let sink = Smarthost::start().await?;
-    sink.fail_next("451 4.3.0 greylisted, try again");
-    let gw = TestGateway::start(backend, &sink).await?;
+/// A gateway delivering to `sink`, with Alice and Bob; returns it and the id of a
+/// message from Alice to Bob.
+async fn one_message(backend: Backend, sink: &Smarthost) -> anyhow::Result<(TestGateway, String)> {
+    let gw = TestGateway::start(backend, sink).await?;
     gw.member("alice", ALICE, "Alice").await?;
     gw.member("bob", BOB, "Bob").await?;
-    let (_, created) = gw.message("alice", "bob", "Hi", "retry me").await?;
+    let (status, created) = gw.message("alice", "bob", "Hi", "x").await?;
+    anyhow::ensure!(status == 202, "{created}");
     let id = created["message_id"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    Ok((gw, id))
+}
+
+async fn temporary_failure_is_retried_until_delivered(backend: Backend) -> anyhow::Result<()> {
+    let sink = Smarthost::start().await?;
+    sink.fail_next("451 4.3.0 greylisted, try again");
+    let (gw, id) = one_message(backend, &sink).await?;
     let state = gw.wait_status(&id, "sent").await?;
     assert_eq!(state["attempts"], 2, "{state}");
     assert_eq!(sink.delivered().len(), 1);
@@ -34,14 +42,7 @@ async fn temporary_failure_is_retried_until_delivered(backend: Backend) -> anyho
 async fn permanent_failure_is_not_retried(backend: Backend) -> anyhow::Result<()> {
     let sink = Smarthost::start().await?;
     sink.fail_next("550 5.1.1 <bob@example.net>: no such user");
-    let gw = TestGateway::start(backend, &sink).await?;
-    gw.member("alice", ALICE, "Alice").await?;
-    gw.member("bob", BOB, "Bob").await?;
-    let (_, created) = gw.message("alice", "bob", "Hi", "x").await?;
-    let id = created["message_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (gw, id) = one_message(backend, &sink).await?;
     let state = gw.wait_status(&id, "failed").await?;
     assert_eq!(state["attempts"], 1, "{state}");
     // The remote text repeats the address; only the code is kept.
