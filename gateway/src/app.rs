@@ -146,10 +146,10 @@ fn worker_config(config: &Config) -> anyhow::Result<WorkerConfig> {
     let out = &config.outbound;
     let transport = match (&out.capture_dir, &out.smarthost) {
         (Some(dir), _) => Some(Transport::Capture(dir.clone())),
-        (None, Some(url)) => Some(Transport::Smarthost(
+        (None, Some(url)) => Some(Transport::Smarthost(Box::new(
             url.parse()
                 .map_err(|e| anyhow::anyhow!("outbound.smarthost: {e}"))?,
-        )),
+        ))),
         (None, None) => None,
     };
     let mut worker = WorkerConfig::new(config.relay_domain.clone(), transport);

@@ -2,6 +2,7 @@
 //! it onwards.
 
 use std::str::FromStr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use mail_send::smtp::message::Message;
@@ -21,7 +22,7 @@ pub enum Security {
 }
 
 /// A smarthost parsed from a URL such as `smtp://mail.example.org:587`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Smarthost {
     /// Host name or IP address.
     pub host: String,
@@ -31,6 +32,9 @@ pub struct Smarthost {
     pub security: Security,
     /// Optional `user:password` for SMTP AUTH.
     pub credentials: Option<(String, String)>,
+    /// The client settings, built once: building them loads the system's TLS roots,
+    /// which is far too slow to repeat for every delivery.
+    client: OnceLock<Result<SmtpClientBuilder<String>, String>>,
 }
 
 impl std::fmt::Debug for Smarthost {
@@ -89,12 +93,14 @@ impl FromStr for Smarthost {
             port,
             security,
             credentials,
+            client: OnceLock::new(),
         })
     }
 }
 
 impl Smarthost {
-    /// Sends `content` from `mail_from` to `rcpt_to`, greeting as `helo`.
+    /// Sends `content` from `mail_from` to `rcpt_to`, greeting as `helo`; `helo` and
+    /// `timeout` are fixed by the first call, as they are per worker.
     ///
     /// # Errors
     /// [`DeliveryError::Permanent`] for a 5xx reply, otherwise
@@ -107,14 +113,11 @@ impl Smarthost {
         content: &[u8],
         timeout: Duration,
     ) -> Result<(), DeliveryError> {
-        let mut builder = SmtpClientBuilder::new(self.host.as_str(), self.port)
-            .map_err(|e| DeliveryError::Temporary(format!("TLS setup: {e}")))?
-            .helo_host(helo)
-            .timeout(timeout)
-            .implicit_tls(self.security == Security::ImplicitTls);
-        if let Some((user, pass)) = &self.credentials {
-            builder = builder.credentials(Credentials::new(user.as_str(), pass.as_str()));
-        }
+        let builder = self
+            .client
+            .get_or_init(|| self.client_builder(helo, timeout))
+            .as_ref()
+            .map_err(|e| DeliveryError::Temporary(format!("TLS setup: {e}")))?;
         let message = Message::new(mail_from, [rcpt_to], content);
         match self.security {
             Security::Plain => {
@@ -130,6 +133,23 @@ impl Smarthost {
             }
         }
         Ok(())
+    }
+}
+
+impl Smarthost {
+    fn client_builder(
+        &self,
+        helo: &str,
+        timeout: Duration,
+    ) -> Result<SmtpClientBuilder<String>, String> {
+        let mut builder = SmtpClientBuilder::new(self.host.clone(), self.port)?
+            .helo_host(helo)
+            .timeout(timeout)
+            .implicit_tls(self.security == Security::ImplicitTls);
+        if let Some((user, pass)) = &self.credentials {
+            builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
+        }
+        Ok(builder)
     }
 }
 

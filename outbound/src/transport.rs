@@ -11,7 +11,7 @@ use crate::smarthost::Smarthost;
 #[derive(Debug, Clone)]
 pub enum Transport {
     /// Every message through one SMTP server.
-    Smarthost(Smarthost),
+    Smarthost(Box<Smarthost>),
     /// Every message into a folder as an `.eml` file.
     Capture(PathBuf),
 }

@@ -118,6 +118,7 @@ impl Smarthost {
     }
 
     async fn session(&self, stream: TcpStream) -> std::io::Result<()> {
+        stream.set_nodelay(true)?;
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read);
         write
