@@ -7,7 +7,7 @@
 use sqlx::{AnyConnection, Row};
 
 use crate::db::Store;
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 use crate::ids::{new_id, now_ms, relay_token};
 
 /// A conversation between two members of one organisation.
@@ -40,7 +40,7 @@ pub struct RelayAddress {
 /// write lock before reading, and concurrent callers converge on one row.
 ///
 /// # Errors
-/// [`StoreError`] if a query fails.
+/// [`crate::StoreError`] if a query fails.
 pub async fn get_or_create_conversation(
     conn: &mut AnyConnection,
     org_id: &str,
@@ -81,7 +81,7 @@ pub async fn get_or_create_conversation(
 /// to `issued_to`.
 ///
 /// # Errors
-/// [`StoreError`] if a query fails.
+/// [`crate::StoreError`] if a query fails.
 pub async fn get_or_create_relay_token(
     conn: &mut AnyConnection,
     conversation_id: &str,
@@ -116,7 +116,7 @@ impl Store {
     /// What the relay token maps to, if it is live.
     ///
     /// # Errors
-    /// [`StoreError`] if the query fails.
+    /// [`crate::StoreError`] if the query fails.
     pub async fn relay_address(&self, token: &str) -> Result<Option<RelayAddress>> {
         let row = sqlx::query(
             "SELECT r.token, r.conversation_id, c.org_id, r.member_id, r.issued_to \
@@ -136,20 +136,5 @@ impl Store {
             })
         })
         .transpose()
-    }
-
-    /// The number of conversations an organisation has; used by tests and metrics.
-    ///
-    /// # Errors
-    /// [`StoreError`] if the query fails.
-    pub async fn conversation_count(&self, org_id: &str) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM conversations WHERE org_id = $1")
-            .bind(org_id)
-            .fetch_one(&self.pool)
-            .await?;
-        row.try_get("n").map_err(|e| StoreError::Corrupt {
-            table: "conversations",
-            detail: e.to_string(),
-        })
     }
 }

@@ -156,26 +156,6 @@ impl Store {
         .await?;
         row.map(|r| meta_from_row(&r)).transpose()
     }
-
-    /// The message of a conversation with our `Message-ID` `rfc_message_id`.
-    ///
-    /// # Errors
-    /// [`crate::StoreError`] if the query fails.
-    pub async fn message_by_rfc_id(
-        &self,
-        conversation_id: &str,
-        rfc_message_id: &str,
-    ) -> Result<Option<MessageMeta>> {
-        let row = sqlx::query(
-            "SELECT id, conversation_id, sender_id, recipient_id, rfc_message_id FROM messages \
-             WHERE conversation_id = $1 AND rfc_message_id = $2",
-        )
-        .bind(conversation_id)
-        .bind(rfc_message_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| meta_from_row(&r)).transpose()
-    }
 }
 
 fn meta_from_row(row: &sqlx::any::AnyRow) -> Result<MessageMeta> {
