@@ -3,7 +3,7 @@
 use smtp_proto::request::receiver::DataReceiver;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Envelope, Flow, Session, State};
+use super::{Flow, Session, State};
 use crate::reply;
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
@@ -29,10 +29,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             .router
             .accept(&mail_from, &envelope.recipients, &message)
             .await;
+        // The envelope was taken above, so the next transaction starts empty either way.
         if answer.is_error() {
             self.fail(&answer)
         } else {
-            self.envelope = Envelope::default();
             self.say(&answer)
         }
     }
