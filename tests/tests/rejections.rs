@@ -26,6 +26,11 @@ async fn conversation(backend: Backend) -> anyhow::Result<(Smarthost, TestGatewa
     Ok((smarthost, gw, relay))
 }
 
+/// Sends a reply from `from` to `to` and returns the server's refusal (or "accepted").
+async fn refuse(gw: &TestGateway, from: &str, to: &str) -> String {
+    smtp_refusal(send_mail(gw.smtp_addr(), from, to, reply(from, to).as_bytes()).await)
+}
+
 fn reply(from: &str, to: &str) -> String {
     format!("From: {from}\r\nTo: {to}\r\nSubject: Re: Hello\r\n\r\nhello\r\n")
 }
@@ -33,22 +38,13 @@ fn reply(from: &str, to: &str) -> String {
 async fn unknown_relay_address_is_refused_at_rcpt(backend: Backend) -> anyhow::Result<()> {
     let (_sink, gw, _) = conversation(backend).await?;
     let unknown = "zzzzzzzzzzzzzzzz@relay.test";
-    let refusal =
-        smtp_refusal(send_mail(gw.smtp_addr(), BOB, unknown, reply(BOB, unknown).as_bytes()).await);
+    let refusal = refuse(&gw, BOB, unknown).await;
     assert!(
         refusal.starts_with("550") && refusal.contains("5.1.1"),
         "{refusal}"
     );
     let malformed = "not-a-token@relay.test";
-    let refusal = smtp_refusal(
-        send_mail(
-            gw.smtp_addr(),
-            BOB,
-            malformed,
-            reply(BOB, malformed).as_bytes(),
-        )
-        .await,
-    );
+    let refusal = refuse(&gw, BOB, malformed).await;
     assert!(
         refusal.starts_with("550") && refusal.contains("5.1.1"),
         "{refusal}"
@@ -59,8 +55,7 @@ async fn unknown_relay_address_is_refused_at_rcpt(backend: Backend) -> anyhow::R
 
 async fn foreign_domain_is_not_relayed(backend: Backend) -> anyhow::Result<()> {
     let (sink, gw, _) = conversation(backend).await?;
-    let refusal =
-        smtp_refusal(send_mail(gw.smtp_addr(), BOB, ALICE, reply(BOB, ALICE).as_bytes()).await);
+    let refusal = refuse(&gw, BOB, ALICE).await;
     assert!(
         refusal.starts_with("550") && refusal.contains("5.7.1"),
         "{refusal}"
@@ -75,15 +70,7 @@ async fn foreign_domain_is_not_relayed(backend: Backend) -> anyhow::Result<()> {
 async fn reply_from_anyone_else_is_refused(backend: Backend) -> anyhow::Result<()> {
     let (sink, gw, alice_relay) = conversation(backend).await?;
     let mallory = "mallory@evil.example";
-    let refusal = smtp_refusal(
-        send_mail(
-            gw.smtp_addr(),
-            mallory,
-            &alice_relay,
-            reply(mallory, &alice_relay).as_bytes(),
-        )
-        .await,
-    );
+    let refusal = refuse(&gw, mallory, &alice_relay).await;
     assert!(
         refusal.starts_with("550") && refusal.contains("5.7.1"),
         "{refusal}"
@@ -93,15 +80,7 @@ async fn reply_from_anyone_else_is_refused(backend: Backend) -> anyhow::Result<(
         "{refusal}"
     );
     // Alice herself may not use the address given to Bob either.
-    let refusal = smtp_refusal(
-        send_mail(
-            gw.smtp_addr(),
-            ALICE,
-            &alice_relay,
-            reply(ALICE, &alice_relay).as_bytes(),
-        )
-        .await,
-    );
+    let refusal = refuse(&gw, ALICE, &alice_relay).await;
     assert!(refusal.starts_with("550"), "{refusal}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.delivered().len(), 1, "nothing may be relayed");
@@ -131,15 +110,7 @@ async fn erased_member_relay_addresses_stop_accepting_mail(backend: Backend) -> 
     let (_sink, gw, alice_relay) = conversation(backend).await?;
     let (status, _) = gw.call(Method::DELETE, "/v1/members/alice", None).await?;
     assert_eq!(status, 204);
-    let refusal = smtp_refusal(
-        send_mail(
-            gw.smtp_addr(),
-            BOB,
-            &alice_relay,
-            reply(BOB, &alice_relay).as_bytes(),
-        )
-        .await,
-    );
+    let refusal = refuse(&gw, BOB, &alice_relay).await;
     assert!(
         refusal.starts_with("550") && refusal.contains("5.1.1"),
         "{refusal}"
