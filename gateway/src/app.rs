@@ -102,6 +102,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ));
     tracing::info!(address = %smtp_addr, relay_domain = %config.relay_domain, "SMTP listener listening");
 
+    tasks.spawn(maskrelay_outbound::janitor::run(
+        store.clone(),
+        Duration::from_secs(config.outbound.retention_sweep_secs.max(1)),
+        shutdown.clone(),
+    ));
     tasks.spawn(maskrelay_outbound::worker::run(
         store.clone(),
         worker_config(&config)?,

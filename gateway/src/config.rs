@@ -82,6 +82,8 @@ pub struct OutboundConfig {
     pub first_retry_secs: u64,
     /// Hours after which a delivery that keeps failing temporarily is given up.
     pub give_up_after_hours: u64,
+    /// Seconds between sweeps that wipe content kept past an organisation's retention.
+    pub retention_sweep_secs: u64,
 }
 
 impl Default for Config {
@@ -132,6 +134,7 @@ impl Default for OutboundConfig {
             concurrency: 8,
             first_retry_secs: 60,
             give_up_after_hours: 48,
+            retention_sweep_secs: 300,
         }
     }
 }
@@ -159,6 +162,7 @@ pub const KEYS: &[&str] = &[
     "outbound.concurrency",
     "outbound.first_retry_secs",
     "outbound.give_up_after_hours",
+    "outbound.retention_sweep_secs",
 ];
 
 /// The environment variable of a key.

@@ -6,13 +6,17 @@
 //! - [`reply`]: every SMTP reply, as constants.
 //! - [`params`]: the limits a session runs under.
 //! - [`message`]: reading a received message (sender, thread, content).
+//! - [`mime`]: the received MIME tree reduced to what may be relayed.
+//! - [`classify`]: a member's reply, or an auto-reply or delivery report.
 //! - [`route`]: deciding on recipients and messages, and queueing accepted replies.
 //!
 //! Bytes flow listener → session (protocol) → route (policy) → the outbound queue,
 //! and the session answers `250` only after the queue has committed the message.
 
+pub mod classify;
 pub mod listener;
 pub mod message;
+pub mod mime;
 pub mod params;
 pub mod reply;
 pub mod route;

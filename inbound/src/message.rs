@@ -1,8 +1,11 @@
 //! Reading a received message: who it claims to be from, which of our messages it
 //! answers, and what the member wrote.
 
-use mail_parser::{MessageParser, MimeHeaders, PartType};
-use maskrelay_outbound::{Attachment, Body};
+use mail_parser::MessageParser;
+use maskrelay_outbound::Body;
+
+use crate::classify::{Kind, classify};
+use crate::mime;
 
 /// What the listener needs from a received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,12 +14,20 @@ pub struct InboundMessage {
     pub from: Option<String>,
     /// The first of our `Message-ID`s it answers (`In-Reply-To`, else `References`).
     pub in_reply_to: Option<String>,
-    /// What the member wrote, decoded.
+    /// Whether a member or a machine wrote it.
+    pub kind: Kind,
+    /// What may be relayed of it.
     pub body: Body,
 }
 
 /// Parses raw RFC 5322 bytes; `None` if they are not a message at all.
-pub fn parse(raw: &[u8], relay_domain: &str) -> Option<InboundMessage> {
+/// `null_sender` is true for `MAIL FROM:<>`; `now` is Unix seconds.
+pub fn parse(
+    raw: &[u8],
+    relay_domain: &str,
+    null_sender: bool,
+    now: i64,
+) -> Option<InboundMessage> {
     let message = MessageParser::default().parse(raw)?;
     let from = message
         .from()
@@ -37,46 +48,11 @@ pub fn parse(raw: &[u8], relay_domain: &str) -> Option<InboundMessage> {
                 .rev()
                 .find(|id| ours(&id.as_str()))
         });
-    let text = join(message.text_bodies().filter_map(|p| match &p.body {
-        PartType::Text(t) => Some(t.as_ref()),
-        _ => None,
-    }));
-    let html = join(message.html_bodies().filter_map(|p| match &p.body {
-        PartType::Html(h) => Some(h.as_ref()),
-        _ => None,
-    }));
-    let attachments = message
-        .attachments()
-        .map(|part| {
-            let content_type = part
-                .content_type()
-                .map(|ct| match ct.subtype() {
-                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                    None => ct.ctype().to_owned(),
-                })
-                .unwrap_or_else(|| "application/octet-stream".to_owned());
-            let data = match &part.body {
-                // A forwarded message travels as its raw bytes.
-                PartType::Message(m) => m.raw_message().to_vec(),
-                _ => part.contents().to_vec(),
-            };
-            Attachment {
-                content_type,
-                file_name: part.attachment_name().unwrap_or("attachment").to_owned(),
-                content_id: part.content_id().map(str::to_owned),
-                data,
-            }
-        })
-        .collect();
     Some(InboundMessage {
         from,
         in_reply_to,
-        body: Body {
-            subject: message.subject().unwrap_or_default().to_owned(),
-            text,
-            html,
-            attachments,
-        },
+        kind: classify(&message, null_sender),
+        body: mime::body(&message, now),
     })
 }
 
@@ -88,60 +64,117 @@ fn header_ids(value: &mail_parser::HeaderValue<'_>) -> Vec<String> {
     }
 }
 
-fn join<'a>(parts: impl Iterator<Item = &'a str>) -> Option<String> {
-    let parts: Vec<&str> = parts.collect();
-    (!parts.is_empty()).then(|| parts.join("\n"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use maskrelay_outbound::{Content, Part};
 
     const RELAY: &str = "relay.test";
 
+    const NOW: i64 = 1_800_000_000;
+
+    fn read(raw: &[u8]) -> Option<InboundMessage> {
+        parse(raw, RELAY, false, NOW)
+    }
+
+    fn texts(part: &Part) -> Vec<(String, String)> {
+        match &part.content {
+            Content::Text(t) => vec![(part.content_type.clone(), t.clone())],
+            Content::Multipart(parts) => parts.iter().flat_map(texts).collect(),
+            Content::Message(m) => texts(&m.root),
+            Content::Binary(_) => Vec::new(),
+        }
+    }
+
     #[test]
-    fn reads_sender_subject_and_text() {
-        let raw = b"From: Bob <Bob@Example.net>\r\nTo: x@relay.test\r\nSubject: Re: Hi\r\n\r\nThanks!\r\n";
-        let m = parse(raw, RELAY);
+    fn reads_sender_subject_date_and_text() {
+        let raw = b"From: Bob <Bob@Example.net>\r\nTo: x@relay.test\r\nSubject: Re: Hi\r\nDate: Tue, 3 Mar 2026 10:02:00 +0100\r\n\r\nThanks!\r\n";
+        let m = read(raw);
         let m = m.as_ref();
         assert_eq!(m.and_then(|m| m.from.as_deref()), Some("Bob@Example.net"));
         assert_eq!(m.map(|m| m.body.subject.as_str()), Some("Re: Hi"));
-        assert_eq!(m.and_then(|m| m.body.text.as_deref()), Some("Thanks!\r\n"));
-        assert_eq!(m.and_then(|m| m.body.html.as_deref()), None);
+        assert_eq!(m.and_then(|m| m.body.date), Some(1_772_528_520));
+        assert_eq!(m.map(|m| m.kind), Some(Kind::Personal));
+        assert_eq!(
+            m.map(|m| texts(&m.body.root)),
+            Some(vec![("text/plain".into(), "Thanks!\r\n".into())])
+        );
+    }
+
+    #[test]
+    fn dates_from_the_future_are_not_believed() {
+        let raw = b"From: b@x\r\nDate: Fri, 1 Jan 2100 00:00:00 +0000\r\n\r\nx\r\n";
+        assert_eq!(read(raw).and_then(|m| m.body.date), None);
     }
 
     #[test]
     fn finds_our_parent_in_in_reply_to_or_references() {
         let raw = b"From: b@x\r\nIn-Reply-To: <other@gmail.com>\r\nReferences: <a@relay.test> <b@RELAY.test> <c@gmail.com>\r\n\r\nx\r\n";
         assert_eq!(
-            parse(raw, RELAY).and_then(|m| m.in_reply_to),
+            read(raw).and_then(|m| m.in_reply_to),
             Some("b@RELAY.test".into())
         );
         let raw = b"From: b@x\r\nIn-Reply-To: <p@relay.test>\r\n\r\nx\r\n";
         assert_eq!(
-            parse(raw, RELAY).and_then(|m| m.in_reply_to),
+            read(raw).and_then(|m| m.in_reply_to),
             Some("p@relay.test".into())
         );
     }
 
     #[test]
-    fn keeps_html_and_attachments() {
+    fn keeps_the_mime_structure_and_decodes_every_text() {
         let raw = concat!(
-            "From: b@x\r\nSubject: s\r\nMIME-Version: 1.0\r\n",
+            "From: b@x\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Language: de\r\n",
             "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n",
             "--B\r\nContent-Type: multipart/alternative; boundary=\"A\"\r\n\r\n",
-            "--A\r\nContent-Type: text/plain\r\n\r\nplain\r\n",
-            "--A\r\nContent-Type: text/html\r\n\r\n<p>rich</p>\r\n--A--\r\n",
+            "--A\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe bob@exa=\r\nmple.com\r\n",
+            "--A\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\nPHA+cmljaDwvcD4=\r\n--A--\r\n",
             "--B\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\n",
-            "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--B--\r\n"
+            "X-Secret: dropped\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n",
+            "--B\r\nContent-Type: text/calendar\r\nContent-Disposition: attachment; filename=invite.ics\r\n\r\nORGANIZER:mailto:bob@example.com\r\n",
+            "--B--\r\n"
         );
-        let m = parse(raw.as_bytes(), RELAY);
-        let body = m.map(|m| m.body).unwrap_or_default();
-        assert_eq!(body.text.as_deref(), Some("plain"));
-        assert_eq!(body.html.as_deref(), Some("<p>rich</p>"));
-        assert_eq!(body.attachments.len(), 1);
-        assert_eq!(body.attachments[0].file_name, "a.pdf");
-        assert_eq!(body.attachments[0].content_type, "application/pdf");
-        assert_eq!(body.attachments[0].data, b"%PDF-");
+        let body = read(raw.as_bytes()).map(|m| m.body);
+        let Some(body) = body else {
+            panic!("not parsed");
+        };
+        assert_eq!(body.language.as_deref(), Some("de"));
+        assert_eq!(
+            texts(&body.root),
+            vec![
+                ("text/plain".into(), "Grüße bob@example.com".into()),
+                ("text/html".into(), "<p>rich</p>".into()),
+                (
+                    "text/calendar".into(),
+                    "ORGANIZER:mailto:bob@example.com".into()
+                ),
+            ]
+        );
+        let Content::Multipart(top) = &body.root.content else {
+            panic!("{body:?}");
+        };
+        assert_eq!(top[0].content_type, "multipart/alternative");
+        assert_eq!(top[1].file_name.as_deref(), Some("a.pdf"));
+        assert!(top[1].attachment);
+        assert_eq!(top[1].content, Content::Binary(b"%PDF-".to_vec()));
+        assert!(!format!("{body:?}").contains("dropped"));
+    }
+
+    #[test]
+    fn forwarded_messages_are_read_with_their_headers() {
+        let raw = concat!(
+            "From: b@x\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n",
+            "--B\r\nContent-Type: text/plain\r\n\r\nsee below\r\n",
+            "--B\r\nContent-Type: message/rfc822\r\n\r\n",
+            "From: =?utf-8?q?J=C3=B6rg?= <joerg@example.de>\r\nTo: bob@example.com\r\nSubject: Orig\r\nReceived: from secret\r\n\r\ninner\r\n",
+            "--B--\r\n"
+        );
+        let body = read(raw.as_bytes()).map(|m| m.body);
+        let dump = format!("{body:?}");
+        assert!(
+            dump.contains("Jörg") && dump.contains("joerg@example.de"),
+            "{dump}"
+        );
+        assert!(dump.contains("inner") && !dump.contains("secret"), "{dump}");
     }
 }

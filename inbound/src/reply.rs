@@ -92,6 +92,16 @@ pub const MESSAGE_TOO_BIG: Reply = reply(552, "5.3.4", "Message too big");
 // Data
 pub const START_DATA: Reply = reply(354, "", "Start mail input; end with <CRLF>.<CRLF>");
 pub const ACCEPTED: Reply = reply(250, "2.0.0", "Message accepted for delivery");
+pub const RECORDED_NOT_RELAYED: Reply = reply(
+    250,
+    "2.0.0",
+    "Automatic message received and recorded; it is not passed on to the member",
+);
+pub const OWN_ADDRESS: Reply = reply(
+    550,
+    "5.7.1",
+    "That relay address stands for you; write to the address of the member you are answering",
+);
 pub const UNPARSEABLE: Reply = reply(554, "5.6.0", "The message could not be parsed");
 pub const WRONG_SENDER: Reply = reply(
     550,

@@ -10,7 +10,11 @@ use maskrelay_schema::members::Member;
 use maskrelay_schema::messages::Origin;
 use maskrelay_schema::orgs::Org;
 
-use crate::message::parse;
+use maskrelay_schema::events::InboundKind;
+use maskrelay_schema::ids::now_ms;
+
+use crate::classify::Kind;
+use crate::message::{InboundMessage, parse};
 use crate::reply::{self, Reply};
 
 /// Routes replies received by the listener.
@@ -18,6 +22,16 @@ use crate::reply::{self, Reply};
 pub struct Router {
     store: Store,
     submitter: Submitter,
+}
+
+/// Who wrote to a relay address, as far as the sender check can tell.
+enum Writer {
+    /// The member the address was given to.
+    Member,
+    /// The member the address stands for: writing to their own relay address.
+    Reader,
+    /// Anyone else.
+    Stranger,
 }
 
 /// The people and organisation behind one accepted recipient.
@@ -66,38 +80,48 @@ impl Router {
     /// Decides on a whole message for the accepted `recipients` and, if it is
     /// acceptable, stores it durably for each before returning `250`.
     pub async fn accept(&self, mail_from: &str, recipients: &[RelayAddress], raw: &[u8]) -> Reply {
-        let Some(message) = parse(raw, self.relay_domain()) else {
+        let now = now_ms() / 1000;
+        let Some(message) = parse(raw, self.relay_domain(), mail_from.is_empty(), now) else {
             return reply::UNPARSEABLE;
         };
         let mut legs = Vec::with_capacity(recipients.len());
         for relay in recipients {
-            let leg = match self.leg(relay).await {
-                Ok(Some(leg)) => leg,
+            match self.leg(relay).await {
+                Ok(Some(leg)) => legs.push(leg),
                 Ok(None) => return reply::RECIPIENT_GONE,
                 Err(e) => {
                     tracing::error!(conversation_id = %relay.conversation_id, error = %e, "look-up failed");
                     return reply::TRY_LATER;
                 }
-            };
-            let candidates = [Some(mail_from), message.from.as_deref()];
-            let mut authorised = false;
-            for address in candidates.into_iter().flatten().filter(|a| !a.is_empty()) {
-                match self.store.member_has_address(&leg.writer.id, address).await {
-                    Ok(true) => authorised = true,
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::error!(error = %e, "sender check failed");
-                        return reply::TRY_LATER;
-                    }
+            }
+        }
+        if let Some(kind) = self.not_to_relay(&message, &legs) {
+            return self.record(&legs, kind).await;
+        }
+        let mut writing = Vec::with_capacity(legs.len());
+        for leg in legs {
+            match self
+                .sender_is(&leg, mail_from, message.from.as_deref())
+                .await
+            {
+                Ok(Writer::Member) => writing.push(leg),
+                // Reply-all puts the writer's own relay address (the To: of what they
+                // received) among the recipients: that copy is simply not needed.
+                Ok(Writer::Reader) => {}
+                Ok(Writer::Stranger) => {
+                    tracing::info!(conversation_id = %leg.conversation_id, "reply refused: not from the member the address was given to");
+                    return reply::WRONG_SENDER;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "sender check failed");
+                    return reply::TRY_LATER;
                 }
             }
-            if !authorised {
-                tracing::info!(conversation_id = %leg.conversation_id, "reply refused: not from the member the address was given to");
-                return reply::WRONG_SENDER;
-            }
-            legs.push(leg);
         }
-        let submissions: Vec<Submission<'_>> = legs
+        if writing.is_empty() {
+            return reply::OWN_ADDRESS;
+        }
+        let submissions: Vec<Submission<'_>> = writing
             .iter()
             .map(|leg| Submission {
                 org: &leg.org,
@@ -116,6 +140,61 @@ impl Router {
                 reply::TRY_LATER
             }
         }
+    }
+
+    /// The kind of machine-written mail that is recorded instead of relayed.
+    fn not_to_relay(&self, message: &InboundMessage, legs: &[Leg]) -> Option<InboundKind> {
+        match message.kind {
+            Kind::Personal => None,
+            Kind::DeliveryReport => Some(InboundKind::DeliveryReport),
+            Kind::AutoReply if legs.iter().all(|l| l.org.settings.relay_auto_replies) => None,
+            Kind::AutoReply => Some(InboundKind::AutoReply),
+        }
+    }
+
+    async fn record(&self, legs: &[Leg], kind: InboundKind) -> Reply {
+        for leg in legs {
+            let recorded = self
+                .store
+                .record_inbound(&leg.org.id, &leg.conversation_id, &leg.writer.id, kind)
+                .await;
+            if let Err(e) = recorded {
+                tracing::error!(conversation_id = %leg.conversation_id, error = %e, "could not record an automatic message");
+                return reply::TRY_LATER;
+            }
+            tracing::info!(conversation_id = %leg.conversation_id, kind = kind.as_str(), "automatic message recorded, not relayed");
+        }
+        reply::RECORDED_NOT_RELAYED
+    }
+
+    /// Who wrote, judged by the envelope sender and the `From:` address.
+    async fn sender_is(
+        &self,
+        leg: &Leg,
+        mail_from: &str,
+        header_from: Option<&str>,
+    ) -> Result<Writer, maskrelay_schema::StoreError> {
+        let candidates = [Some(mail_from), header_from];
+        let candidates = candidates.into_iter().flatten().filter(|a| !a.is_empty());
+        let mut reader = false;
+        for address in candidates {
+            if self
+                .store
+                .member_has_address(&leg.writer.id, address)
+                .await?
+            {
+                return Ok(Writer::Member);
+            }
+            reader |= self
+                .store
+                .member_has_address(&leg.reader.id, address)
+                .await?;
+        }
+        Ok(if reader {
+            Writer::Reader
+        } else {
+            Writer::Stranger
+        })
     }
 
     /// The organisation and members behind a relay address; `None` if either member

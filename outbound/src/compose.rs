@@ -7,34 +7,14 @@
 //! addresses private.
 
 use mail_builder::MessageBuilder;
+use mail_builder::headers::HeaderType;
 use mail_builder::headers::address::Address;
+use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::message_id::MessageId;
+use mail_builder::headers::text::Text;
+use mail_builder::mime::{BodyPart, MimePart};
 
-/// A file carried along with a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attachment {
-    /// MIME type, e.g. `application/pdf`.
-    pub content_type: String,
-    /// File name shown to the reader.
-    pub file_name: String,
-    /// Set for inline parts referenced from HTML (`cid:`).
-    pub content_id: Option<String>,
-    /// Decoded content.
-    pub data: Vec<u8>,
-}
-
-/// The content of a message, as written by a member.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Body {
-    /// Subject line.
-    pub subject: String,
-    /// Plain-text part, if any.
-    pub text: Option<String>,
-    /// HTML part, if any.
-    pub html: Option<String>,
-    /// Attachments.
-    pub attachments: Vec<Attachment>,
-}
+use crate::content::{Body, Content, Mailbox, Nested, Part};
 
 /// Everything needed to build one outgoing message.
 #[derive(Debug, Clone)]
@@ -47,17 +27,21 @@ pub struct Draft<'a> {
     pub org_name: &'a str,
     /// The reader's display name.
     pub recipient_name: &'a str,
-    /// The reader's real address (their own; it is not disclosed to anyone else).
-    pub recipient_address: &'a str,
+    /// The reader's own relay address in this conversation: the address the writer
+    /// wrote to. The reader's real address is only in the SMTP envelope, never in
+    /// the message, so no copy of the message (a forward, a bounce) carries it.
+    pub recipient_relay_address: &'a str,
     /// Our `Message-ID`, without angle brackets.
     pub message_id: &'a str,
     /// The relay `Message-ID` this message answers, if any.
     pub in_reply_to: Option<&'a str>,
     /// Relay `Message-ID`s of the thread so far, oldest first.
     pub references: &'a [String],
-    /// Date header, Unix seconds.
+    /// Now, Unix seconds: the date when the writer's own is unknown.
     pub date: i64,
-    /// What the member wrote.
+    /// The domain of relay addresses, for the ids of forwarded messages.
+    pub relay_domain: &'a str,
+    /// What the member wrote, already scrubbed.
     pub body: &'a Body,
 }
 
@@ -78,44 +62,168 @@ pub fn compose(draft: &Draft<'_>) -> std::io::Result<Vec<u8>> {
             draft.sender_relay_address.to_owned(),
         ))
         .to(Address::new_address(
-            Some(draft.recipient_name.to_owned()),
-            draft.recipient_address.to_owned(),
+            Some(draft.recipient_name.to_owned()).filter(|n| !n.is_empty()),
+            draft.recipient_relay_address.to_owned(),
         ))
         .subject(body.subject.clone())
         .message_id(draft.message_id.to_owned())
-        .date(draft.date);
+        .date(body.date.unwrap_or(draft.date));
     if let Some(parent) = draft.in_reply_to {
         builder = builder.in_reply_to(parent.to_owned());
     }
     if !draft.references.is_empty() {
         builder = builder.references(MessageId::new_list(draft.references.iter().cloned()));
     }
-    let text = body
-        .text
-        .as_deref()
-        .map(|t| format!("{t}\r\n\r\n{}", text_footer(draft)));
-    let html = body
-        .html
-        .as_deref()
-        .map(|h| format!("{h}\n{}", html_footer(draft)));
-    // A message always has a readable part, so that the footer is never lost.
-    let text = match (&text, &html) {
-        (None, None) => Some(text_footer(draft)),
-        _ => text,
+    if let Some(language) = body.language.as_deref().filter(|l| is_token_list(l)) {
+        builder = builder.header("Content-Language", Text::new(language.to_owned()));
+    }
+    let mut root = body.root.clone();
+    add_footer(&mut root, draft);
+    builder
+        .body(mime(&root, draft.relay_domain)?)
+        .write_to_vec()
+}
+
+/// Appends the footer to the text and HTML a reader sees; a message with neither
+/// gets a text part in front, so that the footer is never lost.
+fn add_footer(root: &mut Part, draft: &Draft<'_>) {
+    let mut placed = false;
+    if let Some(text) = root.main_text_mut("plain") {
+        text.push_str("\r\n\r\n");
+        text.push_str(&text_footer(draft));
+        placed = true;
+    }
+    if let Some(html) = root.main_text_mut("html") {
+        let footer = html_footer(draft);
+        match html.to_ascii_lowercase().rfind("</body>") {
+            Some(at) => html.insert_str(at, &footer),
+            None => {
+                html.push('\n');
+                html.push_str(&footer);
+            }
+        }
+        placed = true;
+    }
+    if !placed {
+        let original = std::mem::replace(root, Part::text("plain", ""));
+        *root = Part::multipart(
+            "mixed",
+            vec![Part::text("plain", text_footer(draft)), original],
+        );
+    }
+}
+
+/// The MIME part for a content part, recursively.
+fn mime(part: &Part, relay_domain: &str) -> std::io::Result<MimePart<'static>> {
+    let content_type = if is_mime_type(&part.content_type) {
+        part.content_type.clone()
+    } else {
+        "application/octet-stream".to_owned()
     };
-    if let Some(text) = text {
-        builder = builder.text_body(text);
+    let mut mime = match &part.content {
+        Content::Text(text) => MimePart::new(
+            ContentType::new(content_type).attribute("charset", "utf-8"),
+            BodyPart::Text(text.clone().into()),
+        ),
+        Content::Binary(data) => MimePart::new(content_type, BodyPart::Binary(data.clone().into())),
+        Content::Multipart(parts) => {
+            let children = parts
+                .iter()
+                .map(|p| mime(p, relay_domain))
+                .collect::<std::io::Result<Vec<_>>>()?;
+            MimePart::new(content_type, BodyPart::Multipart(children))
+        }
+        Content::Message(nested) => {
+            let bytes = nested_message(nested, relay_domain)?;
+            let encoding = if bytes.is_ascii() { "7bit" } else { "8bit" };
+            MimePart::new("message/rfc822", BodyPart::Binary(bytes.into()))
+                .transfer_encoding(encoding)
+        }
+    };
+    if let Some(language) = part.language.as_deref().filter(|l| is_token_list(l)) {
+        mime = mime.language(language.to_owned());
     }
-    if let Some(html) = html {
-        builder = builder.html_body(html);
+    if let Some(cid) = part.content_id.as_deref().filter(|c| is_content_id(c)) {
+        mime = mime.cid(cid.to_owned());
     }
-    for a in &body.attachments {
-        builder = match &a.content_id {
-            Some(cid) => builder.inline(a.content_type.clone(), cid.clone(), a.data.clone()),
-            None => builder.attachment(a.content_type.clone(), a.file_name.clone(), a.data.clone()),
-        };
+    let disposition = match (&part.file_name, part.attachment) {
+        (Some(name), true) => {
+            Some(ContentType::new("attachment").attribute("filename", name.clone()))
+        }
+        (None, true) => Some(ContentType::new("attachment")),
+        (Some(name), false) => Some(ContentType::new("inline").attribute("filename", name.clone())),
+        (None, false) => None,
+    };
+    if let Some(disposition) = disposition {
+        mime = mime.header("Content-Disposition", HeaderType::ContentType(disposition));
     }
-    builder.write_to_vec()
+    Ok(mime)
+}
+
+/// A forwarded message, rebuilt with only the headers a reader needs.
+fn nested_message(nested: &Nested, relay_domain: &str) -> std::io::Result<Vec<u8>> {
+    let id = format!(
+        "{}@{relay_domain}",
+        maskrelay_schema::ids::random_token(24).map_err(std::io::Error::other)?
+    );
+    let mut builder = MessageBuilder::new().message_id(id);
+    if let Some(from) = addresses(&nested.from) {
+        builder = builder.from(from);
+    }
+    if let Some(to) = addresses(&nested.to) {
+        builder = builder.to(to);
+    }
+    if let Some(cc) = addresses(&nested.cc) {
+        builder = builder.cc(cc);
+    }
+    if let Some(subject) = &nested.subject {
+        builder = builder.subject(subject.clone());
+    }
+    if let Some(date) = nested.date {
+        builder = builder.date(date);
+    }
+    builder
+        .body(mime(&nested.root, relay_domain)?)
+        .write_to_vec()
+}
+
+/// A header value for mailboxes; one whose address was removed shows its name alone
+/// (as an empty group, the only way RFC 5322 lets a name stand without an address).
+fn addresses(mailboxes: &[Mailbox]) -> Option<Address<'static>> {
+    let list: Vec<Address<'static>> = mailboxes
+        .iter()
+        .filter_map(|m| match (&m.name, &m.address) {
+            (name, Some(address)) => Some(Address::new_address(name.clone(), address.clone())),
+            (Some(name), None) => Some(Address::new_group(Some(name.clone()), Vec::new())),
+            (None, None) => None,
+        })
+        .collect();
+    (!list.is_empty()).then(|| Address::new_list(list))
+}
+
+/// `type/subtype` made only of RFC 2045 token characters.
+fn is_mime_type(s: &str) -> bool {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    s.split_once('/')
+        .is_some_and(|(t, sub)| token(t) && token(sub))
+}
+
+/// A `Content-Language` value: language tags separated by commas.
+fn is_token_list(s: &str) -> bool {
+    s.len() <= 200
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b',' || b == b' ')
+}
+
+/// A `Content-ID` we can write back without breaking the header.
+fn is_content_id(s: &str) -> bool {
+    s.len() <= 250
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
 }
 
 fn text_footer(draft: &Draft<'_>) -> String {
@@ -162,11 +270,12 @@ mod tests {
             sender_relay_address: "k7q2mx9d4pabcdef@relay.example.org",
             org_name: "Example Club",
             recipient_name: "Bob",
-            recipient_address: "bob@example.net",
+            recipient_relay_address: "b0b0b0b0b0b0b0b0@relay.example.org",
             message_id: "m2@relay.example.org",
             in_reply_to: Some("m1@relay.example.org"),
             references: refs,
             date: 1_700_000_000,
+            relay_domain: "relay.example.org",
             body,
         }
     }
@@ -177,16 +286,22 @@ mod tests {
         String::from_utf8_lossy(bytes).replace("=\r\n", "")
     }
 
+    fn parsed(bytes: &[u8]) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default()
+            .parse(bytes)
+            .unwrap_or_default()
+    }
+
     #[test]
-    fn sender_is_the_relay_address_with_a_via_name() -> std::io::Result<()> {
-        let body = Body {
-            subject: "Hi".into(),
-            text: Some("Hello Bob".into()),
-            ..Body::default()
-        };
+    fn sender_and_recipient_are_relay_addresses() -> std::io::Result<()> {
+        let body = Body::from_text("Hi", "Hello Bob", None);
         let out = text(&compose(&draft(&body, &[]))?);
         assert!(
             out.contains("From: \"Alice via Example Club\" <k7q2mx9d4pabcdef@relay.example.org>"),
+            "{out}"
+        );
+        assert!(
+            out.contains("To: \"Bob\" <b0b0b0b0b0b0b0b0@relay.example.org>"),
             "{out}"
         );
         assert!(out.contains("Message-ID: <m2@relay.example.org>"), "{out}");
@@ -196,12 +311,20 @@ mod tests {
     }
 
     #[test]
+    fn the_writers_date_is_kept_in_utc() -> std::io::Result<()> {
+        let mut body = Body::from_text("Hi", "x", None);
+        body.date = Some(1_600_000_000);
+        let out = text(&compose(&draft(&body, &[]))?);
+        assert!(
+            out.contains("Date: Sun, 13 Sep 2020 12:26:40 +0000"),
+            "{out}"
+        );
+        Ok(())
+    }
+
+    #[test]
     fn references_list_the_thread() -> std::io::Result<()> {
-        let body = Body {
-            subject: "Re: Hi".into(),
-            text: Some("x".into()),
-            ..Body::default()
-        };
+        let body = Body::from_text("Re: Hi", "x", None);
         let refs = vec![
             "m0@relay.example.org".to_owned(),
             "m1@relay.example.org".to_owned(),
@@ -215,28 +338,104 @@ mod tests {
     }
 
     #[test]
-    fn html_footer_escapes_names() -> std::io::Result<()> {
-        let body = Body {
-            subject: "Hi".into(),
-            html: Some("<p>Hello</p>".into()),
-            ..Body::default()
-        };
+    fn html_footer_escapes_names_and_goes_inside_the_body() -> std::io::Result<()> {
+        let body = Body::from_text("Hi", "x", Some("<html><body><p>Hello</p></body></html>"));
         let mut d = draft(&body, &[]);
         d.sender_name = "<script>";
-        let out = text(&compose(&d)?);
-        assert!(out.contains("&lt;script&gt;"), "{out}");
-        assert!(!out.contains("from <script>"), "{out}");
+        let bytes = compose(&d)?;
+        let html = parsed(&bytes).body_html(0).unwrap_or_default().into_owned();
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("from <script>"), "{html}");
+        assert!(html.contains("private.</p></body></html>"), "{html}");
         Ok(())
     }
 
     #[test]
-    fn an_empty_message_still_carries_the_footer() -> std::io::Result<()> {
+    fn a_message_without_text_gets_the_footer_in_front() -> std::io::Result<()> {
+        let mut image = Part::text("plain", "");
+        image.content_type = "image/png".into();
+        image.content = Content::Binary(vec![0x89, b'P', b'N', b'G']);
+        image.attachment = true;
+        image.file_name = Some("a.png".into());
         let body = Body {
             subject: "Hi".into(),
-            ..Body::default()
+            date: None,
+            language: None,
+            root: image,
+        };
+        let bytes = compose(&draft(&body, &[]))?;
+        let m = parsed(&bytes);
+        assert!(
+            m.body_text(0)
+                .is_some_and(|t| t.contains("your email addresses stay private"))
+        );
+        assert_eq!(
+            m.attachment(0)
+                .and_then(|a| mail_parser::MimeHeaders::attachment_name(a)),
+            Some("a.png")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn forwarded_messages_keep_their_structure_and_only_reader_headers() -> std::io::Result<()> {
+        let nested = Nested {
+            subject: Some("Original".into()),
+            date: Some(1_600_000_000),
+            from: vec![Mailbox {
+                name: Some("Carol".into()),
+                address: Some("k@relay.example.org".into()),
+            }],
+            to: vec![Mailbox {
+                name: Some("Dave".into()),
+                address: None,
+            }],
+            cc: vec![],
+            root: Part::text("plain", "forwarded text"),
+        };
+        let forwarded = Part {
+            content_type: "message/rfc822".into(),
+            attachment: true,
+            content: Content::Message(Box::new(nested)),
+            ..Part::text("plain", "")
+        };
+        let body = Body {
+            subject: "Fwd".into(),
+            date: None,
+            language: Some("en".into()),
+            root: Part::multipart("mixed", vec![Part::text("plain", "see below"), forwarded]),
+        };
+        let bytes = compose(&draft(&body, &[]))?;
+        let out = text(&bytes);
+        assert!(out.contains("Content-Language: en"), "{out}");
+        assert!(out.contains("Content-Type: message/rfc822"), "{out}");
+        assert!(out.contains("To: \"Dave\":;"), "{out}");
+        let m = parsed(&bytes);
+        let inner = m.attachment(0).and_then(|a| a.message());
+        assert_eq!(inner.and_then(|i| i.subject()), Some("Original"));
+        assert!(
+            inner
+                .and_then(|i| i.body_text(0))
+                .is_some_and(|t| t.contains("forwarded text"))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn unsafe_types_and_ids_are_not_written_back() -> std::io::Result<()> {
+        let mut part = Part::text("plain", "");
+        part.content_type = "image/png\r\nBcc: x@y.z".into();
+        part.content = Content::Binary(vec![1, 2, 3]);
+        part.content_id = Some("a>\r\nBcc: x@y.z".into());
+        let body = Body {
+            subject: "s".into(),
+            date: None,
+            language: Some("en\r\nBcc: x@y.z".into()),
+            root: Part::multipart("mixed", vec![Part::text("plain", "x"), part]),
         };
         let out = text(&compose(&draft(&body, &[]))?);
-        assert!(out.contains("your email addresses stay private"), "{out}");
+        assert!(!out.contains("Bcc"), "{out}");
+        assert!(out.contains("application/octet-stream"), "{out}");
         Ok(())
     }
 }

@@ -2,29 +2,36 @@
 //! delivering them.
 //!
 //! # Layout
+//! - [`content`]: what a member wrote, as the MIME tree that may be relayed.
+//! - [`scrub`]: replaces the members' real addresses in that tree with relay addresses.
 //! - [`compose`]: builds the RFC 5322 message a member receives, from scratch, with a
 //!   relay address as sender, our threading headers and the privacy footer.
 //! - [`submit`]: the single transaction that stores a message and its delivery
 //!   before the HTTP API or the SMTP listener acknowledges it.
 //! - [`worker`]: claims due deliveries under a lease and records each outcome.
 //! - [`retry`]: the pure retry schedule.
+//! - [`janitor`]: wipes content kept past an organisation's retention.
 //! - [`transport`]: where mail goes — [`smarthost`] or [`capture`] folder.
 //! - [`error`]: errors of submission and of delivery attempts.
 //!
-//! Data flows `submit` → store (encrypted) → `worker` → `transport`; content is wiped
+//! Data flows `submit` (scrub, compose) → store (encrypted) → `worker` → `transport`; content is wiped
 //! from the store once its delivery ends.
 
 pub mod capture;
 pub mod compose;
+pub mod content;
 pub mod error;
+pub mod janitor;
 pub mod retry;
+pub mod scrub;
 pub mod smarthost;
 pub mod submit;
 pub mod transport;
 pub mod worker;
 
-pub use compose::{Attachment, Body};
+pub use content::{Body, Content, Mailbox, Nested, Part};
 pub use error::{DeliveryError, OutboundError};
+pub use scrub::Scrubber;
 pub use submit::{Submission, Submitted, Submitter};
 pub use transport::Transport;
 pub use worker::WorkerConfig;

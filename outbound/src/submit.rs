@@ -19,8 +19,10 @@ use maskrelay_schema::messages::{
 use maskrelay_schema::orgs::Org;
 use tokio::sync::Notify;
 
-use crate::compose::{Body, Draft, compose};
+use crate::compose::{Draft, compose};
+use crate::content::Body;
 use crate::error::OutboundError;
+use crate::scrub::Scrubber;
 
 /// How many earlier messages a `References` header lists.
 const MAX_REFERENCES: i64 = 20;
@@ -147,8 +149,22 @@ impl Submitter {
             .ok_or_else(|| OutboundError::NoAddress(s.recipient.external_id.clone()))?;
         let conversation =
             get_or_create_conversation(tx, &s.org.id, &s.sender.id, &s.recipient.id).await?;
-        let token =
+        let sender_token =
             get_or_create_relay_token(tx, &conversation.id, &s.sender.id, &s.recipient.id).await?;
+        let recipient_token =
+            get_or_create_relay_token(tx, &conversation.id, &s.recipient.id, &s.sender.id).await?;
+        let sender_relay = format!("{sender_token}@{}", self.relay_domain);
+        let recipient_relay = format!("{recipient_token}@{}", self.relay_domain);
+        let mut scrubber =
+            Scrubber::new(&self.relay_domain, s.org.settings.remove_foreign_addresses);
+        for address in s.sender.addresses() {
+            scrubber.replace(address, &sender_relay);
+        }
+        for address in s.recipient.addresses() {
+            scrubber.replace(address, &recipient_relay);
+        }
+        let mut body = s.body.clone();
+        body.scrub(&scrubber);
         let references = thread_references(tx, &conversation.id, MAX_REFERENCES).await?;
         let in_reply_to = match s.in_reply_to {
             Some(parent) if references.iter().any(|r| r == parent) => Some(parent.to_owned()),
@@ -156,18 +172,18 @@ impl Submitter {
         };
         let message_id = new_id();
         let rfc_message_id = format!("{}@{}", random_token(24)?, self.relay_domain);
-        let relay_address = format!("{token}@{}", self.relay_domain);
         let content = compose(&Draft {
             sender_name: s.sender.name.as_deref().unwrap_or("A member"),
-            sender_relay_address: &relay_address,
+            sender_relay_address: &sender_relay,
             org_name: &s.org.name,
             recipient_name: s.recipient.name.as_deref().unwrap_or(""),
-            recipient_address,
+            recipient_relay_address: &recipient_relay,
             message_id: &rfc_message_id,
             in_reply_to: in_reply_to.as_deref(),
             references: &references,
             date: now_ms() / 1000,
-            body: s.body,
+            relay_domain: &self.relay_domain,
+            body: &body,
         })?;
         let new_message = NewMessage {
             id: &message_id,

@@ -8,7 +8,9 @@
 //! - [`orgs`], [`members`]: the directory.
 //! - [`conversations`]: conversations and the relay addresses that stand for members.
 //! - [`messages`]: relayed messages and their queued delivery, stored in one transaction.
+//! - [`metadata`]: conversations and messages as admins may see them (no content).
 //! - [`queue`]: claiming due deliveries under a lease and recording outcomes.
+//! - [`events`]: auto-replies and delivery reports recorded instead of relayed.
 //! - [`idempotency`]: recorded answers for retried API calls.
 //!
 //! Data flows in through the HTTP API and the SMTP listener, which write a message
@@ -19,10 +21,12 @@ pub mod conversations;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod idempotency;
 pub mod ids;
 pub mod members;
 pub mod messages;
+pub mod metadata;
 pub mod orgs;
 pub mod queue;
 

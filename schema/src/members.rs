@@ -10,6 +10,7 @@ use crate::ids::{new_id, now_ms};
 const EMAIL: &str = "members.email";
 const NAME: &str = "members.name";
 const ATTRIBUTES: &str = "members.attributes";
+const OTHER_EMAIL: &str = "member_addresses.email";
 
 /// Whether a member may take part in conversations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,8 @@ pub struct Member {
     pub status: MemberStatus,
     /// Real address; `None` once erased.
     pub email: Option<String>,
+    /// Other addresses the member writes from (empty once erased).
+    pub other_emails: Vec<String>,
     /// Display name; `None` once erased.
     pub name: Option<String>,
     /// Free-form attributes from the directory (JSON object).
@@ -66,11 +69,23 @@ pub struct Member {
     pub updated_at: i64,
 }
 
+impl Member {
+    /// Every address the member is known by: the main one, then the others.
+    pub fn addresses(&self) -> impl Iterator<Item = &str> {
+        self.email
+            .as_deref()
+            .into_iter()
+            .chain(self.other_emails.iter().map(String::as_str))
+    }
+}
+
 /// What the directory tells us about a member.
 #[derive(Debug, Clone)]
 pub struct MemberInput {
     /// Real address (already validated by the caller).
     pub email: String,
+    /// Other addresses the member writes from (validated by the caller).
+    pub other_emails: Vec<String>,
     /// Display name.
     pub name: String,
     /// `Active` or `Inactive`.
@@ -105,6 +120,7 @@ impl Store {
         let attrs_enc = c.encrypt(ATTRIBUTES, input.attributes.to_string().as_bytes())?;
         let index = c.email_index(&input.email);
         let new = new_id();
+        let mut tx = self.pool.begin().await?;
         // One statement for both cases keeps concurrent PUTs of the same id safe.
         let row = sqlx::query(
             "INSERT INTO members (id, org_id, external_id, status, email_index, email_enc, \
@@ -125,9 +141,26 @@ impl Store {
         .bind(name_enc)
         .bind(attrs_enc)
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
         let id: String = row.try_get("id")?;
+        sqlx::query("DELETE FROM member_addresses WHERE member_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        for other in &input.other_emails {
+            sqlx::query(
+                "INSERT INTO member_addresses (member_id, org_id, email_index, email_enc) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (member_id, email_index) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(org_id)
+            .bind(c.email_index(other))
+            .bind(c.encrypt(OTHER_EMAIL, other.as_bytes())?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         let created = id == new;
         let member = self.member(&id).await?.ok_or_else(|| StoreError::Corrupt {
             table: "members",
@@ -154,7 +187,7 @@ impl Store {
         .bind(external_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| self.member_from_row(&r)).transpose()
+        self.member_with_addresses(row).await
     }
 
     /// The member with our internal id.
@@ -170,19 +203,41 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| self.member_from_row(&r)).transpose()
+        self.member_with_addresses(row).await
     }
 
-    /// True if `address` is the member's address (compared by blind index).
+    async fn member_with_addresses(&self, row: Option<AnyRow>) -> Result<Option<Member>> {
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut member = self.member_from_row(&row)?;
+        let rows = sqlx::query("SELECT email_enc FROM member_addresses WHERE member_id = $1")
+            .bind(&member.id)
+            .fetch_all(&self.pool)
+            .await?;
+        for row in rows {
+            let enc: Vec<u8> = row.try_get("email_enc")?;
+            member
+                .other_emails
+                .push(self.crypto.decrypt_text(OTHER_EMAIL, &enc)?);
+        }
+        member.other_emails.sort();
+        Ok(Some(member))
+    }
+
+    /// True if `address` is one of the member's addresses (compared by blind index).
     ///
     /// # Errors
     /// [`StoreError`] if the query fails.
     pub async fn member_has_address(&self, member_id: &str, address: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM members WHERE id = $1 AND email_index = $2")
-            .bind(member_id)
-            .bind(self.crypto.email_index(address))
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT 1 FROM members WHERE id = $1 AND email_index = $2 \
+             UNION ALL SELECT 1 FROM member_addresses WHERE member_id = $1 AND email_index = $2",
+        )
+        .bind(member_id)
+        .bind(self.crypto.email_index(address))
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.is_some())
     }
 
@@ -209,6 +264,10 @@ impl Store {
             return Ok(false);
         };
         let id: String = row.try_get("id")?;
+        sqlx::query("DELETE FROM member_addresses WHERE member_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM relay_addresses WHERE member_id = $1 OR issued_to = $1")
             .bind(&id)
             .execute(&mut *tx)
@@ -252,6 +311,7 @@ impl Store {
             external_id: row.try_get("external_id")?,
             status,
             email: email.map(|e| c.decrypt_text(EMAIL, &e)).transpose()?,
+            other_emails: Vec::new(),
             name: name.map(|n| c.decrypt_text(NAME, &n)).transpose()?,
             attributes,
             created_at: row.try_get("created_at")?,

@@ -14,6 +14,28 @@ pub struct Org {
     pub id: String,
     /// Display name, shown to recipients as "Alice via <name>".
     pub name: String,
+    /// What the organisation has chosen.
+    pub settings: OrgSettings,
+}
+
+/// Choices an organisation makes about its members' mail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrgSettings {
+    /// Blank every address in relayed mail that is not a relay address, not only the
+    /// addresses of the conversation's members.
+    pub remove_foreign_addresses: bool,
+    /// Relay auto-replies (vacation notices) instead of only recording them.
+    pub relay_auto_replies: bool,
+    /// Days to keep a message's encrypted content after its delivery ends; 0 wipes
+    /// it at once.
+    pub retention_days: i64,
+}
+
+/// The columns every organisation query selects.
+macro_rules! org_columns {
+    () => {
+        "id, name, remove_foreign_addresses, relay_auto_replies, retention_days"
+    };
 }
 
 impl Store {
@@ -27,6 +49,7 @@ impl Store {
         let org = Org {
             id: new_id(),
             name: name.to_owned(),
+            settings: OrgSettings::default(),
         };
         let key = api_key()?;
         sqlx::query(
@@ -46,10 +69,14 @@ impl Store {
     /// # Errors
     /// [`crate::StoreError`] if the query fails.
     pub async fn org_by_api_key(&self, key: &str) -> Result<Option<Org>> {
-        let row = sqlx::query("SELECT id, name FROM organisations WHERE api_key_hash = $1")
-            .bind(sha256(key.as_bytes()))
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            org_columns!(),
+            " FROM organisations WHERE api_key_hash = $1"
+        ))
+        .bind(sha256(key.as_bytes()))
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| org_from_row(&r)).transpose()
     }
 
@@ -58,11 +85,33 @@ impl Store {
     /// # Errors
     /// [`crate::StoreError`] if the query fails.
     pub async fn org(&self, id: &str) -> Result<Option<Org>> {
-        let row = sqlx::query("SELECT id, name FROM organisations WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            org_columns!(),
+            " FROM organisations WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| org_from_row(&r)).transpose()
+    }
+
+    /// Replaces an organisation's settings.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the update fails.
+    pub async fn update_org_settings(&self, id: &str, settings: &OrgSettings) -> Result<()> {
+        sqlx::query(
+            "UPDATE organisations SET remove_foreign_addresses = $2, relay_auto_replies = $3, \
+                 retention_days = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(i64::from(settings.remove_foreign_addresses))
+        .bind(i64::from(settings.relay_auto_replies))
+        .bind(settings.retention_days)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }
 
@@ -70,5 +119,10 @@ fn org_from_row(row: &sqlx::any::AnyRow) -> Result<Org> {
     Ok(Org {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
+        settings: OrgSettings {
+            remove_foreign_addresses: row.try_get::<i64, _>("remove_foreign_addresses")? != 0,
+            relay_auto_replies: row.try_get::<i64, _>("relay_auto_replies")? != 0,
+            retention_days: row.try_get("retention_days")?,
+        },
     })
 }

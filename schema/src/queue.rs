@@ -13,6 +13,14 @@ use crate::error::{Result, StoreError};
 use crate::ids::now_ms;
 use crate::messages::{CONTENT, RECIPIENT};
 
+/// The retention of the organisation a delivery belongs to, as an SQL expression.
+macro_rules! retention_days {
+    () => {
+        "(SELECT o.retention_days FROM messages m JOIN organisations o ON o.id = m.org_id \
+          WHERE m.id = deliveries.message_id)"
+    };
+}
+
 /// A delivery handed to a worker.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
@@ -112,7 +120,8 @@ impl Store {
         ))
     }
 
-    /// Records a successful delivery and wipes its content and recipient.
+    /// Records a successful delivery and wipes its recipient; its content is wiped too,
+    /// or kept until the organisation's retention runs out.
     ///
     /// # Errors
     /// [`StoreError`] if the update fails.
@@ -120,7 +129,7 @@ impl Store {
         self.finish(delivery_id, "sent", None).await
     }
 
-    /// Records a permanent failure and wipes the content and recipient.
+    /// Records a permanent failure; content and recipient go as for [`Self::mark_sent`].
     ///
     /// # Errors
     /// [`StoreError`] if the update fails.
@@ -129,11 +138,19 @@ impl Store {
     }
 
     async fn finish(&self, delivery_id: &str, status: &str, error: Option<&str>) -> Result<()> {
-        sqlx::query(
-            "UPDATE deliveries SET status = $2, attempts = attempts + 1, content_enc = NULL, \
-                 recipient_enc = NULL, lease_until = NULL, last_error = $3, updated_at = $4 \
-             WHERE id = $1",
-        )
+        sqlx::query(concat!(
+            "UPDATE deliveries SET status = $2, attempts = attempts + 1, recipient_enc = NULL, \
+                 lease_until = NULL, last_error = $3, updated_at = $4, \
+                 content_enc = CASE WHEN ",
+            retention_days!(),
+            " > 0 THEN content_enc ELSE NULL END, \
+                 purge_after = CASE WHEN ",
+            retention_days!(),
+            " > 0 THEN $4 + ",
+            retention_days!(),
+            " * 86400000 ELSE NULL END \
+             WHERE id = $1"
+        ))
         .bind(delivery_id)
         .bind(status)
         .bind(error)
@@ -141,6 +158,35 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Wipes content kept for retention whose time is up. Returns how many were wiped.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the update fails.
+    pub async fn purge_expired_content(&self) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET content_enc = NULL, purge_after = NULL \
+             WHERE purge_after IS NOT NULL AND purge_after <= $1",
+        )
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Whether a message's encrypted content is still stored.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub async fn content_kept(&self, message_id: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM deliveries WHERE message_id = $1 AND content_enc IS NOT NULL",
+        )
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
     }
 
     /// Records a temporary failure; the delivery is due again at `next_attempt_at`.

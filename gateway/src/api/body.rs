@@ -69,6 +69,75 @@ impl JsonObject {
         }
     }
 
+    /// An optional boolean field.
+    ///
+    /// # Errors
+    /// 422 naming the field if it is present but not `true` or `false`.
+    pub fn optional_bool(&self, field: &str) -> Result<Option<bool>, ApiError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ApiError::invalid(
+                field,
+                format!("{field} must be true or false"),
+            )),
+        }
+    }
+
+    /// An optional whole number within `range`.
+    ///
+    /// # Errors
+    /// 422 naming the field if it is present but not such a number.
+    pub fn optional_int(
+        &self,
+        field: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<i64>, ApiError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if n.as_i64().is_some_and(|n| range.contains(&n)) => {
+                Ok(n.as_i64())
+            }
+            Some(_) => Err(ApiError::invalid(
+                field,
+                format!(
+                    "{field} must be a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        }
+    }
+
+    /// An optional array of at most `max` strings.
+    ///
+    /// # Errors
+    /// 422 naming the field if it is present but not such an array.
+    pub fn optional_str_list(&self, field: &str, max: usize) -> Result<Vec<&str>, ApiError> {
+        let invalid = || {
+            ApiError::invalid(
+                field,
+                format!("{field} must be an array of at most {max} strings"),
+            )
+        };
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) if items.len() <= max => items
+                .iter()
+                .map(|v| v.as_str().ok_or_else(invalid))
+                .collect(),
+            Some(_) => Err(invalid()),
+        }
+    }
+
+    /// The names of fields present that are not in `known`.
+    pub fn unknown_fields(&self, known: &[&str]) -> Option<String> {
+        self.0
+            .keys()
+            .find(|k| !known.contains(&k.as_str()))
+            .cloned()
+    }
+
     /// An optional object field.
     ///
     /// # Errors

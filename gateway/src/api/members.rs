@@ -13,6 +13,25 @@ use super::auth::AuthOrg;
 use super::body::{self, check_email, check_id, check_line};
 use super::error::ApiError;
 
+/// How many other addresses a member may list.
+const MAX_OTHER_EMAILS: usize = 10;
+
+/// Checks a member's address: well-formed and not one of ours.
+fn member_address<'a>(
+    field: &str,
+    address: &'a str,
+    relay_domain: &str,
+) -> Result<&'a str, ApiError> {
+    let address = check_email(field, address)?;
+    match address.rsplit_once('@') {
+        Some((_, domain)) if domain.eq_ignore_ascii_case(relay_domain) => Err(ApiError::invalid(
+            field,
+            format!("{field} cannot be a relay address of this gateway"),
+        )),
+        _ => Ok(address),
+    }
+}
+
 /// Creates or replaces a member: 201 when new, 200 when updated.
 pub async fn put(
     State(state): State<AppState>,
@@ -22,14 +41,15 @@ pub async fn put(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_id("id", &id)?;
     let obj = body::parse(body, state.max_body_bytes)?;
-    let email = check_email("email", obj.required_str("email")?)?;
-    if let Some((_, domain)) = email.rsplit_once('@')
-        && domain.eq_ignore_ascii_case(state.submitter.relay_domain())
-    {
-        return Err(ApiError::invalid(
-            "email",
-            "email cannot be a relay address of this gateway",
-        ));
+    let relay_domain = state.submitter.relay_domain();
+    let email = member_address("email", obj.required_str("email")?, relay_domain)?;
+    let mut other_emails: Vec<String> = Vec::new();
+    for other in obj.optional_str_list("other_emails", MAX_OTHER_EMAILS)? {
+        let other = member_address("other_emails", other, relay_domain)?;
+        let same = |a: &str| a.eq_ignore_ascii_case(other);
+        if !same(email) && !other_emails.iter().any(|o| same(o)) {
+            other_emails.push(other.to_owned());
+        }
     }
     let name = obj.required_str("name")?.trim();
     if name.is_empty() {
@@ -53,6 +73,7 @@ pub async fn put(
     );
     let input = MemberInput {
         email: email.to_owned(),
+        other_emails,
         name: name.to_owned(),
         status,
         attributes,
@@ -96,6 +117,7 @@ fn render(member: &Member) -> Value {
     json!({
         "id": member.external_id,
         "email": member.email,
+        "other_emails": member.other_emails,
         "name": member.name,
         "status": member.status.as_str(),
         "attributes": member.attributes,

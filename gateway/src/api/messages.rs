@@ -64,12 +64,7 @@ pub async fn post(
         )
         .field("to"));
     }
-    let content = Body {
-        subject: subject.to_owned(),
-        text: Some(text.to_owned()),
-        html: html.map(str::to_owned),
-        attachments: Vec::new(),
-    };
+    let content = Body::from_text(subject, text, html);
     let render = |s: &Submitted| response_body(s).to_string();
     let submission = Submission {
         org: &org,

@@ -1,15 +1,18 @@
 //! The HTTP API: routes, shared state, and the pieces every handler uses.
 //!
-//! - [`members`], [`messages`]: the resources, each owning its handlers.
+//! - [`members`], [`messages`], [`conversations`], [`organisation`]: the resources,
+//!   each owning its handlers.
 //! - [`auth`]: the API-key extractor.
 //! - [`body`]: JSON bodies and field checks.
 //! - [`error`]: the one error type, answered as JSON.
 
 pub mod auth;
 pub mod body;
+pub mod conversations;
 pub mod error;
 pub mod members;
 pub mod messages;
+pub mod organisation;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -38,6 +41,15 @@ pub fn routes(state: AppState) -> Router {
         .route(
             "/v1/members/{id}",
             put(members::put).get(members::get).delete(members::delete),
+        )
+        .route(
+            "/v1/members/{id}/conversations",
+            get(conversations::of_member),
+        )
+        .route("/v1/conversations/{id}", get(conversations::get))
+        .route(
+            "/v1/organisation",
+            get(organisation::get).patch(organisation::patch),
         )
         .route("/v1/messages", post(messages::post))
         .route("/v1/messages/{id}", get(messages::get))

@@ -1,0 +1,71 @@
+//! `GET` and `PATCH /v1/organisation`: the calling organisation and its settings.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use maskrelay_schema::orgs::{Org, OrgSettings};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::AuthOrg;
+use super::body;
+use super::error::ApiError;
+
+const REMOVE_FOREIGN: &str = "remove_foreign_addresses";
+const RELAY_AUTO_REPLIES: &str = "relay_auto_replies";
+const RETENTION_DAYS: &str = "retention_days";
+
+/// Longest retention an organisation may ask for: ten years.
+const MAX_RETENTION_DAYS: i64 = 3650;
+
+/// Shows the organisation and its settings.
+pub async fn get(AuthOrg(org): AuthOrg) -> Json<Value> {
+    Json(render(&org))
+}
+
+/// Changes the settings named in the body; the others stay as they are.
+pub async fn patch(
+    State(state): State<AppState>,
+    AuthOrg(org): AuthOrg,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let obj = body::parse(body, state.max_body_bytes)?;
+    let known = [REMOVE_FOREIGN, RELAY_AUTO_REPLIES, RETENTION_DAYS];
+    if let Some(field) = obj.unknown_fields(&known) {
+        return Err(ApiError::invalid(
+            &field,
+            format!(
+                "{field} is not a setting; settings are {}",
+                known.join(", ")
+            ),
+        ));
+    }
+    let current = org.settings;
+    let settings = OrgSettings {
+        remove_foreign_addresses: obj
+            .optional_bool(REMOVE_FOREIGN)?
+            .unwrap_or(current.remove_foreign_addresses),
+        relay_auto_replies: obj
+            .optional_bool(RELAY_AUTO_REPLIES)?
+            .unwrap_or(current.relay_auto_replies),
+        retention_days: obj
+            .optional_int(RETENTION_DAYS, 0..=MAX_RETENTION_DAYS)?
+            .unwrap_or(current.retention_days),
+    };
+    state.store.update_org_settings(&org.id, &settings).await?;
+    tracing::info!(org_id = %org.id, "organisation settings changed");
+    Ok(Json(render(&Org { settings, ..org })))
+}
+
+fn render(org: &Org) -> Value {
+    json!({
+        "id": org.id,
+        "name": org.name,
+        "settings": {
+            REMOVE_FOREIGN: org.settings.remove_foreign_addresses,
+            RELAY_AUTO_REPLIES: org.settings.relay_auto_replies,
+            RETENTION_DAYS: org.settings.retention_days,
+        },
+    })
+}

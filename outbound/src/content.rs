@@ -1,0 +1,311 @@
+//! What a member wrote, as a MIME tree that keeps only what may be relayed.
+//!
+//! The inbound side reads a received message into this shape and the API builds one
+//! from JSON; [`crate::compose`] turns it back into MIME. The tree is the allowlist:
+//! each part keeps its type, file name, language and content id, and nothing else of
+//! its headers; a forwarded message keeps From, To, Cc, Date and Subject.
+
+use crate::scrub::Scrubber;
+
+/// A message's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body {
+    /// Subject line.
+    pub subject: String,
+    /// When the writer sent it (Unix seconds), if their client said and it is
+    /// believable; relayed in UTC so that their time zone is not.
+    pub date: Option<i64>,
+    /// `Content-Language` of the message.
+    pub language: Option<String>,
+    /// The MIME tree.
+    pub root: Part,
+}
+
+/// One MIME part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// Lower-case `type/subtype`.
+    pub content_type: String,
+    /// Set for attachments, or inline parts with a name.
+    pub file_name: Option<String>,
+    /// Set for inline parts referenced from HTML (`cid:`), without angle brackets.
+    pub content_id: Option<String>,
+    /// `Content-Language` of the part.
+    pub language: Option<String>,
+    /// Whether it is shown as an attachment rather than inline.
+    pub attachment: bool,
+    /// The content.
+    pub content: Content,
+}
+
+/// The content of a part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// Decoded text (any `text/*`, and text-like application types).
+    Text(String),
+    /// Bytes relayed as they are.
+    Binary(Vec<u8>),
+    /// A forwarded message (`message/rfc822`).
+    Message(Box<Nested>),
+    /// Children of a `multipart/*` part.
+    Multipart(Vec<Part>),
+}
+
+/// A forwarded message, reduced to the headers a reader needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nested {
+    /// Subject line.
+    pub subject: Option<String>,
+    /// Date, Unix seconds.
+    pub date: Option<i64>,
+    /// `From:` mailboxes.
+    pub from: Vec<Mailbox>,
+    /// `To:` mailboxes.
+    pub to: Vec<Mailbox>,
+    /// `Cc:` mailboxes.
+    pub cc: Vec<Mailbox>,
+    /// Its content.
+    pub root: Part,
+}
+
+/// A name and address in a forwarded message's headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    /// Display name.
+    pub name: Option<String>,
+    /// Address, if it was not removed.
+    pub address: Option<String>,
+}
+
+impl Part {
+    /// An inline text part.
+    pub fn text(subtype: &str, text: impl Into<String>) -> Self {
+        Self {
+            content_type: format!("text/{subtype}"),
+            file_name: None,
+            content_id: None,
+            language: None,
+            attachment: false,
+            content: Content::Text(text.into()),
+        }
+    }
+
+    /// A `multipart/<subtype>` part.
+    pub fn multipart(subtype: &str, parts: Vec<Part>) -> Self {
+        Self {
+            content_type: format!("multipart/{subtype}"),
+            file_name: None,
+            content_id: None,
+            language: None,
+            attachment: false,
+            content: Content::Multipart(parts),
+        }
+    }
+
+    /// Whether the part's type is `text/<subtype>`.
+    pub fn is_text(&self, subtype: &str) -> bool {
+        matches!(self.content, Content::Text(_))
+            && self.content_type.strip_prefix("text/") == Some(subtype)
+    }
+
+    /// Replaces addresses in every text, HTML, file name and forwarded header.
+    pub fn scrub(&mut self, scrubber: &Scrubber) {
+        if let Some(name) = &mut self.file_name {
+            *name = scrubber.text(name).into_owned();
+        }
+        match &mut self.content {
+            Content::Text(text) => {
+                let scrubbed = if self.content_type == "text/html" {
+                    scrubber.html(text)
+                } else {
+                    scrubber.text(text)
+                };
+                *text = scrubbed.into_owned();
+            }
+            Content::Binary(_) => {}
+            Content::Message(nested) => nested.scrub(scrubber),
+            Content::Multipart(parts) => parts.iter_mut().for_each(|p| p.scrub(scrubber)),
+        }
+    }
+
+    fn rename_content_ids(&mut self, relay_domain: &str, renamed: &mut Vec<(String, String)>) {
+        if let Some(old) = self.content_id.take() {
+            let salt = maskrelay_schema::ids::random_token(12).unwrap_or_default();
+            let new = format!("part{}.{salt}@{relay_domain}", renamed.len() + 1);
+            renamed.push((old, new.clone()));
+            self.content_id = Some(new);
+        }
+        match &mut self.content {
+            Content::Message(nested) => nested.root.rename_content_ids(relay_domain, renamed),
+            Content::Multipart(parts) => parts
+                .iter_mut()
+                .for_each(|p| p.rename_content_ids(relay_domain, renamed)),
+            Content::Text(_) | Content::Binary(_) => {}
+        }
+    }
+
+    fn relink_content_ids(&mut self, renamed: &[(String, String)]) {
+        match &mut self.content {
+            Content::Text(html) if self.content_type == "text/html" => {
+                for (old, new) in renamed {
+                    for scheme in ["cid:", "CID:", "Cid:"] {
+                        let from = format!("{scheme}{old}");
+                        if html.contains(&from) {
+                            *html = html.replace(&from, &format!("cid:{new}"));
+                        }
+                    }
+                }
+            }
+            Content::Message(nested) => nested.root.relink_content_ids(renamed),
+            Content::Multipart(parts) => {
+                parts.iter_mut().for_each(|p| p.relink_content_ids(renamed))
+            }
+            Content::Text(_) | Content::Binary(_) => {}
+        }
+    }
+
+    /// The first inline text part of `subtype` reached through multiparts only (the
+    /// part a reader sees as the message, not an attachment or a forwarded message).
+    pub fn main_text_mut(&mut self, subtype: &str) -> Option<&mut String> {
+        if self.attachment {
+            return None;
+        }
+        let is_it = self.is_text(subtype);
+        match &mut self.content {
+            Content::Text(text) if is_it => Some(text),
+            Content::Multipart(parts) => parts.iter_mut().find_map(|p| p.main_text_mut(subtype)),
+            _ => None,
+        }
+    }
+}
+
+impl Nested {
+    fn scrub(&mut self, scrubber: &Scrubber) {
+        if let Some(subject) = &mut self.subject {
+            *subject = scrubber.text(subject).into_owned();
+        }
+        for mailbox in self.from.iter_mut().chain(&mut self.to).chain(&mut self.cc) {
+            mailbox.scrub(scrubber);
+        }
+        self.root.scrub(scrubber);
+    }
+}
+
+impl Mailbox {
+    fn scrub(&mut self, scrubber: &Scrubber) {
+        if let Some(name) = &mut self.name {
+            *name = scrubber.text(name).into_owned();
+        }
+        if let Some(address) = &self.address {
+            let scrubbed = scrubber.text(address);
+            // What replaced a removed address is not an address.
+            self.address = scrubbed.contains('@').then(|| scrubbed.into_owned());
+        }
+    }
+}
+
+impl Body {
+    /// Content written through the API: plain text, optionally with an HTML version.
+    pub fn from_text(subject: impl Into<String>, text: &str, html: Option<&str>) -> Self {
+        let root = match html {
+            Some(html) => Part::multipart(
+                "alternative",
+                vec![Part::text("plain", text), Part::text("html", html)],
+            ),
+            None => Part::text("plain", text),
+        };
+        Self {
+            subject: subject.into(),
+            date: None,
+            language: None,
+            root,
+        }
+    }
+
+    /// Replaces addresses everywhere, including the subject.
+    ///
+    /// Content ids are renamed first: clients build them from the writer's domain
+    /// or address (`part1.0605@example.com`), and the `cid:` links in HTML must follow.
+    pub fn scrub(&mut self, scrubber: &Scrubber) {
+        let mut renamed = Vec::new();
+        self.root
+            .rename_content_ids(scrubber.relay_domain(), &mut renamed);
+        if !renamed.is_empty() {
+            self.root.relink_content_ids(&renamed);
+        }
+        self.subject = scrubber.text(&self.subject).into_owned();
+        self.root.scrub(scrubber);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn main_text_skips_attachments_and_forwarded_messages() {
+        let mut attached = Part::text("plain", "attached");
+        attached.attachment = true;
+        let forwarded = Part {
+            content: Content::Message(Box::new(Nested {
+                subject: None,
+                date: None,
+                from: vec![],
+                to: vec![],
+                cc: vec![],
+                root: Part::text("plain", "forwarded"),
+            })),
+            ..Part::text("plain", "")
+        };
+        let mut root = Part::multipart(
+            "mixed",
+            vec![attached, forwarded, Part::text("html", "<p>main</p>")],
+        );
+        assert_eq!(root.main_text_mut("plain"), None);
+        assert_eq!(
+            root.main_text_mut("html").map(|t| t.as_str()),
+            Some("<p>main</p>")
+        );
+    }
+
+    #[test]
+    fn scrubbing_reaches_names_subjects_and_forwarded_headers() {
+        let mut s = Scrubber::new("relay.test", true);
+        s.replace("bob@example.com", "b@relay.test");
+        let mut file = Part::text("plain", "bob@example.com");
+        file.file_name = Some("card-bob@example.com.vcf".into());
+        file.attachment = true;
+        let forwarded = Part {
+            content_type: "message/rfc822".into(),
+            content: Content::Message(Box::new(Nested {
+                subject: Some("from carol@x.example".into()),
+                date: None,
+                from: vec![Mailbox {
+                    name: Some("Bob (bob@example.com)".into()),
+                    address: Some("bob@example.com".into()),
+                }],
+                to: vec![Mailbox {
+                    name: None,
+                    address: Some("carol@x.example".into()),
+                }],
+                cc: vec![],
+                root: Part::text("html", "<a href=mailto:bob@example.com>x</a>"),
+            })),
+            ..Part::text("plain", "")
+        };
+        let mut body = Body {
+            subject: "Re: bob@example.com".into(),
+            date: None,
+            language: None,
+            root: Part::multipart("mixed", vec![file, forwarded]),
+        };
+        body.scrub(&s);
+        let dump = format!("{body:?}");
+        assert!(
+            !dump.contains("bob@example.com") && !dump.contains("carol@"),
+            "{dump}"
+        );
+        assert!(dump.contains("card-b@relay.test.vcf"), "{dump}");
+        assert!(dump.contains("address: None"), "{dump}");
+    }
+}
