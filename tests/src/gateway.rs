@@ -145,6 +145,37 @@ impl TestGateway {
         Ok(())
     }
 
+    /// Registers a member with a full JSON body.
+    ///
+    /// # Errors
+    /// If the request fails or is refused.
+    pub async fn member_json(&self, id: &str, body: &Value) -> anyhow::Result<()> {
+        let (status, answer) = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/v1/members/{id}"),
+                Some(body),
+            )
+            .await?;
+        anyhow::ensure!(
+            status == 200 || status == 201,
+            "PUT member {id}: {status} {answer}"
+        );
+        Ok(())
+    }
+
+    /// Changes organisation settings.
+    ///
+    /// # Errors
+    /// If the request fails or is refused.
+    pub async fn settings(&self, settings: &Value) -> anyhow::Result<()> {
+        let (status, answer) = self
+            .call(reqwest::Method::PATCH, "/v1/organisation", Some(settings))
+            .await?;
+        anyhow::ensure!(status == 200, "PATCH organisation: {status} {answer}");
+        Ok(())
+    }
+
     /// Sends a message through the API; returns status and body.
     ///
     /// # Errors
@@ -202,14 +233,34 @@ pub async fn send_mail(
     rcpt_to: &str,
     raw: &[u8],
 ) -> anyhow::Result<()> {
+    send_mail_to(smtp, Some(mail_from), &[rcpt_to], raw).await?;
+    Ok(())
+}
+
+/// Sends raw message bytes to several recipients, `None` being the null sender
+/// `MAIL FROM:<>`; returns the text of the server's final reply.
+///
+/// # Errors
+/// The SMTP error, with the server's reply code, if the server refuses.
+pub async fn send_mail_to(
+    smtp: SocketAddr,
+    mail_from: Option<&str>,
+    rcpt_to: &[&str],
+    raw: &[u8],
+) -> anyhow::Result<String> {
     let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.ip().to_string())
         .port(smtp.port())
         .hello_name(ClientId::Domain("client.example.net".into()))
         .timeout(Some(Duration::from_secs(10)))
         .build();
-    let envelope = Envelope::new(Some(mail_from.parse()?), vec![rcpt_to.parse()?])?;
-    transport.send_raw(&envelope, raw).await?;
-    Ok(())
+    let from = mail_from.map(str::parse).transpose()?;
+    let to = rcpt_to
+        .iter()
+        .map(|r| r.parse())
+        .collect::<Result<Vec<_>, _>>()?;
+    let envelope = Envelope::new(from, to)?;
+    let response = transport.send_raw(&envelope, raw).await?;
+    Ok(response.message().collect::<Vec<_>>().join(" "))
 }
 
 /// The SMTP reply code and text of a refused `send_mail`, e.g. `"550 5.7.1 …"`.

@@ -5,12 +5,14 @@
 //! - [`smarthost`]: an independent SMTP server recording what maskrelay delivers.
 //! - [`gateway`]: starting maskrelay and talking to it over HTTP and SMTP.
 //! - [`mail`]: reading delivered messages.
+//! - [`privacy`]: looking for personal addresses in delivered mail, decoded every way.
 //! - [`raw`]: a raw SMTP client for protocol tests.
 //! - [`both_backends!`]: runs each test on SQLite and on PostgreSQL.
 
 pub mod db;
 pub mod gateway;
 pub mod mail;
+pub mod privacy;
 pub mod raw;
 pub mod smarthost;
 
