@@ -35,18 +35,35 @@ const AUTO_REPLY_SUBJECTS: &[&str] = &[
     "risposta automatica:",
 ];
 
+/// Subject prefixes of the delivery reports MTAs write without RFC 3464's format.
+const BOUNCE_SUBJECTS: &[&str] = &[
+    "mail delivery failed",
+    "failure notice",
+    "delivery status notification",
+    "undelivered mail returned to sender",
+    "undeliverable:",
+    "undeliverable mail",
+    "undeliverable message",
+    "returned mail:",
+    "delivery failure",
+    "mail system error - returned mail",
+    "message delivery has failed",
+    "mail could not be delivered",
+    "delayed mail (still being retried)",
+];
+
+/// Local parts only mail systems write from.
+const MAIL_SYSTEM_SENDERS: &[&str] =
+    &["mailer-daemon", "mailerdaemon", "postmaster", "post_master"];
+
 /// Classifies a parsed message; `null_sender` is true for `MAIL FROM:<>`.
 pub fn classify(message: &Message<'_>, null_sender: bool) -> Kind {
-    if is_report(message) {
+    if is_report(message) || looks_like_bounce(message) {
         return Kind::DeliveryReport;
     }
     if null_sender || is_auto_reply(message) {
         // Only reports and automatic answers may use the null reverse path.
-        return if looks_like_bounce(message) {
-            Kind::DeliveryReport
-        } else {
-            Kind::AutoReply
-        };
+        return Kind::AutoReply;
     }
     Kind::Personal
 }
@@ -101,9 +118,10 @@ fn looks_like_bounce(message: &Message<'_>) -> bool {
         .unwrap_or_default()
         .to_ascii_lowercase();
     let local = from.split('@').next().unwrap_or_default();
-    local == "mailer-daemon"
-        || local == "postmaster"
+    let subject = message.subject().unwrap_or_default().trim().to_lowercase();
+    MAIL_SYSTEM_SENDERS.contains(&local)
         || header_text(message, "x-failed-recipients").is_some()
+        || BOUNCE_SUBJECTS.iter().any(|p| subject.starts_with(p))
 }
 
 /// The text of the first header called `name` (any case), if present.
@@ -163,8 +181,10 @@ mod tests {
     fn reports_and_null_senders_are_recognised() {
         let dsn = "Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n";
         assert_eq!(kind(dsn, false), Kind::DeliveryReport);
-        let bounce = "From: MAILER-DAEMON@mx.example\r\nSubject: failure notice\r\n\r\nx";
-        assert_eq!(kind(bounce, true), Kind::DeliveryReport);
+        let bounce = "From: MAILER-DAEMON@mx.example\r\nSubject: Hi\r\n\r\nx";
+        assert_eq!(kind(bounce, false), Kind::DeliveryReport);
+        let bounce = "From: mx@mx.example\r\nSubject: failure notice\r\n\r\nx";
+        assert_eq!(kind(bounce, false), Kind::DeliveryReport);
         assert_eq!(kind("From: b@x.org\r\n\r\nx", true), Kind::AutoReply);
     }
 }

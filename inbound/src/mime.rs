@@ -31,11 +31,11 @@ fn part(message: &Message<'_>, id: u32, depth: usize, now: i64) -> Part {
             ..Part::text("plain", "")
         };
     };
-    let content_type = content_type(p);
+    let mut content_type = content_type(p);
     let content = match &p.body {
         PartType::Text(t) | PartType::Html(t) => Content::Text(t.to_string()),
         PartType::Binary(b) | PartType::InlineBinary(b) => match std::str::from_utf8(b) {
-            Ok(text) if is_text_like(&content_type) => Content::Text(text.to_owned()),
+            Ok(text) if is_readable(text) => Content::Text(text.to_owned()),
             _ => Content::Binary(b.to_vec()),
         },
         PartType::Message(m) => Content::Message(Box::new(nested(m, depth + 1, now))),
@@ -45,6 +45,13 @@ fn part(message: &Message<'_>, id: u32, depth: usize, now: i64) -> Part {
                 .collect(),
         ),
     };
+    if content_type.starts_with("multipart/") && !matches!(content, Content::Multipart(_)) {
+        // A multipart without a usable boundary was read as one leaf; say so.
+        content_type = match content {
+            Content::Text(_) => "text/plain".to_owned(),
+            _ => "application/octet-stream".to_owned(),
+        };
+    }
     Part {
         content_type,
         file_name: p.attachment_name().map(str::to_owned),
@@ -88,18 +95,15 @@ fn content_type(p: &MessagePart<'_>) -> String {
     }
 }
 
-/// Types that are text under another name: calendar invitations and contact cards
-/// carry addresses too, so they are scrubbed like text.
-fn is_text_like(content_type: &str) -> bool {
-    let Some((ctype, sub)) = content_type.split_once('/') else {
-        return false;
-    };
-    ctype == "text"
-        || ctype == "message"
-        || (ctype == "application"
-            && (["json", "xml", "ics", "vcard", "x-vcard", "calendar", "rtf"].contains(&sub)
-                || sub.ends_with("+xml")
-                || sub.ends_with("+json")))
+/// Whether bytes that decoded as UTF-8 are text a person could read. Such parts are
+/// scrubbed whatever their declared type: calendar invitations, contact cards, JSON,
+/// `.txt` files sent as `application/octet-stream` and broken multiparts all carry
+/// addresses, and binary formats (images, PDFs, archives) are practically never
+/// valid UTF-8 free of control characters.
+fn is_readable(text: &str) -> bool {
+    !text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n' | '\x0c'))
 }
 
 fn language(value: &HeaderValue<'_>) -> Option<String> {

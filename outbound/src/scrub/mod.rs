@@ -68,10 +68,13 @@ impl Scrubber {
         apply(text, edits)
     }
 
-    /// HTML with addresses replaced in its text and in every attribute value.
+    /// HTML with addresses replaced in its text and in every attribute value, and
+    /// anywhere else they are written out literally: `<bob@example.com>` in HTML is
+    /// an unknown tag to a browser, but the bytes still carry the address.
     pub fn html<'a>(&self, html: &'a str) -> Cow<'a, str> {
         let mut edits = Edits::default();
-        for view in html::views(html) {
+        let literal = View::plain(html, 0).percent_decoded();
+        for view in html::views(html).into_iter().chain([literal]) {
             self.edit(&view, &mut edits);
         }
         apply(html, edits)
@@ -205,6 +208,16 @@ mod tests {
         assert_eq!(
             scrubber(true).text(text),
             "cc [address removed] and bbbb@relay.test, reply to x@relay.test"
+        );
+    }
+
+    #[test]
+    fn addresses_that_look_like_tags_are_replaced() {
+        let s = scrubber(true);
+        let out = s.html("To: Alice <alice@example.org>, Carol <carol@x.example><br>");
+        assert_eq!(
+            out,
+            "To: Alice <aaaa@relay.test>, Carol <[address removed]><br>"
         );
     }
 
