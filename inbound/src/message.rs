@@ -129,8 +129,10 @@ mod tests {
             "--B\r\nContent-Type: multipart/alternative; boundary=\"A\"\r\n\r\n",
             "--A\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe bob@exa=\r\nmple.com\r\n",
             "--A\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\nPHA+cmljaDwvcD4=\r\n--A--\r\n",
-            "--B\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\n",
-            "X-Secret: dropped\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n",
+            "--B\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename=\"a.png\"\r\n",
+            "X-Secret: dropped\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgoA\r\n",
+            "--B\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=notes.txt\r\n",
+            "Content-Transfer-Encoding: base64\r\n\r\nY2FsbCBib2JAZXhhbXBsZS5jb20=\r\n",
             "--B\r\nContent-Type: text/calendar\r\nContent-Disposition: attachment; filename=invite.ics\r\n\r\nORGANIZER:mailto:bob@example.com\r\n",
             "--B--\r\n"
         );
@@ -144,6 +146,11 @@ mod tests {
             vec![
                 ("text/plain".into(), "Grüße bob@example.com".into()),
                 ("text/html".into(), "<p>rich</p>".into()),
+                // Readable bytes are text to the scrubber, whatever their type says.
+                (
+                    "application/octet-stream".into(),
+                    "call bob@example.com".into()
+                ),
                 (
                     "text/calendar".into(),
                     "ORGANIZER:mailto:bob@example.com".into()
@@ -154,9 +161,12 @@ mod tests {
             panic!("{body:?}");
         };
         assert_eq!(top[0].content_type, "multipart/alternative");
-        assert_eq!(top[1].file_name.as_deref(), Some("a.pdf"));
+        assert_eq!(top[1].file_name.as_deref(), Some("a.png"));
         assert!(top[1].attachment);
-        assert_eq!(top[1].content, Content::Binary(b"%PDF-".to_vec()));
+        assert_eq!(
+            top[1].content,
+            Content::Binary(b"\x89PNG\r\n\x1a\n\0".to_vec())
+        );
         assert!(!format!("{body:?}").contains("dropped"));
     }
 
