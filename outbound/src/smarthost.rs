@@ -122,12 +122,16 @@ impl Smarthost {
         match self.security {
             Security::Plain => {
                 let mut client = builder.connect_plain().await.map_err(classify)?;
+                // mail-send writes the message and its final dot separately; with
+                // Nagle's algorithm the dot waits for the peer's delayed ACK (~40 ms).
+                let _ = client.stream.set_nodelay(true);
                 client.send(message).await.map_err(classify)?;
                 // The message is accepted once DATA is answered; a failed QUIT changes nothing.
                 let _ = client.quit().await;
             }
             Security::StartTls | Security::ImplicitTls => {
                 let mut client = builder.connect().await.map_err(classify)?;
+                let _ = client.stream.get_ref().0.set_nodelay(true);
                 client.send(message).await.map_err(classify)?;
                 let _ = client.quit().await;
             }

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use maskrelay_tests::Backend;
-use maskrelay_tests::gateway::{TestGateway, send_mail};
+use maskrelay_tests::gateway::TestGateway;
 use maskrelay_tests::mail::{from_address, parse};
+use maskrelay_tests::raw::RawClient;
 use maskrelay_tests::smarthost::Smarthost;
 
 #[tokio::main]
@@ -52,10 +53,24 @@ async fn main() -> anyhow::Result<()> {
     run_concurrently(count, concurrency, move |i| {
         let relay = relay.clone();
         async move {
-            let raw = format!(
-                "From: bob@example.net\r\nTo: {relay}\r\nSubject: Re: bench\r\n\r\nreply {i}\r\n"
-            );
-            send_mail(smtp, "bob@example.net", &relay, raw.as_bytes()).await
+            // A pipelining client, so that what is measured is the listener and not
+            // a client's small writes waiting on Nagle's algorithm.
+            let (mut client, _) = RawClient::connect(smtp).await?;
+            client.command("EHLO bench.example.net").await?;
+            client
+                .send(&format!("MAIL FROM:<bob@example.net>\r\nRCPT TO:<{relay}>\r\nDATA\r\n"))
+                .await?;
+            for _ in 0..3 {
+                client.reply().await?;
+            }
+            let done = client
+                .command(&format!(
+                    "From: bob@example.net\r\nTo: {relay}\r\nSubject: Re: bench\r\n\r\nreply {i}\r\n."
+                ))
+                .await?;
+            anyhow::ensure!(done.starts_with("250"), "{done}");
+            client.command("QUIT").await?;
+            Ok(())
         }
     })
     .await?;
@@ -78,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
         rate(replies),
         replies
     );
+    scrub_and_compose(count)?;
     if let Ok(status) = std::fs::read_to_string("/proc/self/status")
         && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM"))
     {
@@ -89,6 +105,59 @@ async fn main() -> anyhow::Result<()> {
     if let Ok(gw) = Arc::try_unwrap(gw) {
         gw.stop().await;
     }
+    Ok(())
+}
+
+/// CPU cost of the privacy path alone: reading a real Outlook reply (HTML with its
+/// style sheet, quoted headers, links) into the relayable tree, replacing addresses
+/// in it, and composing the outgoing message.
+fn scrub_and_compose(count: usize) -> anyhow::Result<()> {
+    use maskrelay_outbound::Scrubber;
+    use maskrelay_outbound::compose::{Draft, compose};
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/resources/corpus/talon/standard_replies/outlook.eml"
+    );
+    let raw = std::fs::read(path)?;
+    let started = Instant::now();
+    for _ in 0..count {
+        let Some(message) =
+            maskrelay_inbound::message::parse(&raw, "relay.test", false, 1_800_000_000)
+        else {
+            anyhow::bail!("sample does not parse");
+        };
+        let mut scrubber = Scrubber::new("relay.test", true);
+        for a in [
+            "me@example.com",
+            "you@example.com",
+            "dan.le@example.com",
+            "x@example.org",
+        ] {
+            scrubber.replace(a, "k7q2mx9d4pabcdef@relay.test");
+        }
+        let mut body = message.body;
+        body.scrub(&scrubber);
+        compose(&Draft {
+            sender_name: "Bob",
+            sender_relay_address: "k7q2mx9d4pabcdef@relay.test",
+            org_name: "Example Club",
+            recipient_name: "Alice",
+            recipient_relay_address: "a7q2mx9d4pabcdef@relay.test",
+            message_id: "m@relay.test",
+            in_reply_to: None,
+            references: &[],
+            date: 1_800_000_000,
+            relay_domain: "relay.test",
+            body: &body,
+        })?;
+    }
+    let took = started.elapsed();
+    println!(
+        "parse + scrub + compose of a {} KB Outlook reply: {:.0} µs/message, {:.1} MB/s",
+        raw.len() / 1024,
+        took.as_secs_f64() * 1e6 / count as f64,
+        (raw.len() * count) as f64 / took.as_secs_f64() / 1e6
+    );
     Ok(())
 }
 
