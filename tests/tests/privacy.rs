@@ -85,6 +85,14 @@ impl Conversation {
         send_mail_to(self.gw.smtp_addr(), Some(BOB), rcpts, raw.as_bytes()).await
     }
 
+    /// The conversation's metadata, as the organisation sees it.
+    async fn metadata(&self) -> anyhow::Result<serde_json::Value> {
+        let path = format!("/v1/conversations/{}", self.id);
+        let (status, conv) = self.gw.call(Method::GET, &path, None).await?;
+        anyhow::ensure!(status == 200, "GET {path}: {status} {conv}");
+        Ok(conv)
+    }
+
     /// The `n`th delivered message (0 is the first, to Bob).
     async fn delivered(&self, n: usize) -> anyhow::Result<Delivered> {
         Ok(self.smarthost.wait_for(n + 1, WAIT).await?.remove(n))
@@ -342,10 +350,7 @@ async fn auto_replies_are_recorded_not_relayed(backend: Backend) -> anyhow::Resu
         1,
         "the auto-reply was relayed"
     );
-    let (status, conv) =
-        c.gw.call(Method::GET, &format!("/v1/conversations/{}", c.id), None)
-            .await?;
-    assert_eq!(status, 200, "{conv}");
+    let conv = c.metadata().await?;
     assert_eq!(conv["auto_replies_recorded"], 1, "{conv}");
 
     // An organisation may choose to pass them on.
@@ -380,9 +385,7 @@ async fn delivery_reports_are_never_relayed(backend: Backend) -> anyhow::Result<
         1,
         "a delivery report was relayed"
     );
-    let (_, conv) =
-        c.gw.call(Method::GET, &format!("/v1/conversations/{}", c.id), None)
-            .await?;
+    let conv = c.metadata().await?;
     assert_eq!(conv["delivery_reports_recorded"], 2, "{conv}");
     Ok(())
 }
@@ -422,10 +425,7 @@ async fn conversation_metadata_shows_no_content(backend: Backend) -> anyhow::Res
     )
     .await?;
     c.delivered(1).await?;
-    let (status, conv) =
-        c.gw.call(Method::GET, &format!("/v1/conversations/{}", c.id), None)
-            .await?;
-    assert_eq!(status, 200, "{conv}");
+    let conv = c.metadata().await?;
     assert_eq!(conv["participants"], json!(["alice", "bob"]));
     assert_eq!(conv["message_count"], 2);
     let messages = conv["messages"].as_array().cloned().unwrap_or_default();
