@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use maskrelay_inbound::authenticate::SenderAuth;
 use maskrelay_inbound::{Router, SmtpParams};
 use maskrelay_outbound::retry::RetryPolicy;
 use maskrelay_outbound::{Submitter, Transport, WorkerConfig};
@@ -93,7 +94,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
     tracing::info!(address = %http_addr, "HTTP API listening");
 
-    let router = Router::new(store.clone(), submitter);
+    let auth = if config.smtp.authenticate_senders {
+        SenderAuth::new(&config.dns.nameservers()?, &smtp_hostname(&config))?
+    } else {
+        tracing::warn!(
+            "smtp.authenticate_senders is false: replies are trusted by their From: line \
+             without SPF, DKIM or DMARC; never run like this in production"
+        );
+        SenderAuth::off()
+    };
+    let router = Router::new(store.clone(), submitter, auth);
     tasks.spawn(maskrelay_inbound::listener::serve(
         smtp,
         smtp_params(&config),
@@ -130,6 +140,14 @@ impl Running {
         self.tasks.wait().await;
         self.store.close().await;
     }
+}
+
+fn smtp_hostname(config: &Config) -> String {
+    config
+        .smtp
+        .hostname
+        .clone()
+        .unwrap_or_else(|| config.relay_domain.clone())
 }
 
 fn smtp_params(config: &Config) -> SmtpParams {

@@ -32,6 +32,41 @@ pub struct Config {
     pub smtp: SmtpConfig,
     /// Delivery of outgoing mail.
     pub outbound: OutboundConfig,
+    /// DNS for sender authentication.
+    pub dns: DnsConfig,
+}
+
+/// DNS for sender authentication (SPF, DKIM, DMARC).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Comma-separated `ip` or `ip:port` of resolvers; empty uses the system's
+    /// (`/etc/resolv.conf`).
+    pub nameservers: String,
+}
+
+impl DnsConfig {
+    /// The resolvers, port 53 unless given.
+    ///
+    /// # Errors
+    /// Naming the entry that is neither an IP address nor `ip:port`.
+    pub fn nameservers(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        self.nameservers
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<SocketAddr>()
+                    .or_else(|_| {
+                        s.parse::<std::net::IpAddr>()
+                            .map(|ip| SocketAddr::new(ip, 53))
+                    })
+                    .map_err(|_| {
+                        anyhow::anyhow!("dns.nameservers: {s:?} is not an IP address or ip:port")
+                    })
+            })
+            .collect()
+    }
 }
 
 /// The HTTP API.
@@ -64,6 +99,9 @@ pub struct SmtpConfig {
     pub idle_timeout_secs: u64,
     /// Longest session, in seconds.
     pub session_timeout_secs: u64,
+    /// Prove senders with SPF, DKIM and DMARC. Only for development may this be
+    /// false: then the `From:` line (or envelope sender) is trusted as it is.
+    pub authenticate_senders: bool,
 }
 
 /// Delivery of outgoing mail.
@@ -97,6 +135,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             smtp: SmtpConfig::default(),
             outbound: OutboundConfig::default(),
+            dns: DnsConfig::default(),
         }
     }
 }
@@ -121,6 +160,7 @@ impl Default for SmtpConfig {
             max_errors: 10,
             idle_timeout_secs: 300,
             session_timeout_secs: 1800,
+            authenticate_senders: true,
         }
     }
 }
@@ -163,6 +203,8 @@ pub const KEYS: &[&str] = &[
     "outbound.first_retry_secs",
     "outbound.give_up_after_hours",
     "outbound.retention_sweep_secs",
+    "smtp.authenticate_senders",
+    "dns.nameservers",
 ];
 
 /// The environment variable of a key.
@@ -209,6 +251,7 @@ impl Config {
             url.parse::<maskrelay_outbound::smarthost::Smarthost>()
                 .map_err(|e| anyhow::anyhow!("outbound.smarthost: {e}"))?;
         }
+        self.dns.nameservers()?;
         maskrelay_schema::Backend::from_url(&self.database_url)
             .map_err(|e| anyhow::anyhow!("database_url: {e}"))?;
         Ok(())

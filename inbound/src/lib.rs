@@ -8,12 +8,16 @@
 //! - [`message`]: reading a received message (sender, thread, content).
 //! - [`mime`]: the received MIME tree reduced to what may be relayed.
 //! - [`classify`]: a member's reply, or an auto-reply or delivery report.
+//! - [`authenticate`]: SPF, DKIM and DMARC for the `From:` domain.
+//! - [`error`]: errors of setting up.
 //! - [`route`]: deciding on recipients and messages, and queueing accepted replies.
 //!
 //! Bytes flow listener → session (protocol) → route (policy) → the outbound queue,
 //! and the session answers `250` only after the queue has committed the message.
 
+pub mod authenticate;
 pub mod classify;
+pub mod error;
 pub mod listener;
 pub mod message;
 pub mod mime;

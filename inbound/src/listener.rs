@@ -34,8 +34,8 @@ pub async fn serve(
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let mut stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (mut stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Usually out of file descriptors: wait rather than spin.
                 tracing::warn!(error = %e, "accept failed");
@@ -65,6 +65,7 @@ pub async fn serve(
         };
         let session = Session::new(
             stream,
+            peer,
             Arc::clone(&params),
             router.clone(),
             shutdown.clone(),

@@ -102,6 +102,23 @@ pub const OWN_ADDRESS: Reply = reply(
     "5.7.1",
     "That relay address stands for you; write to the address of the member you are answering",
 );
+pub const SENDER_NOT_PROVEN: Reply = reply(
+    550,
+    "5.7.26",
+    "This relay address only accepts replies from the member it was sent to, and your mail \
+     system did not prove (by SPF, DKIM or DMARC) that this message comes from your address",
+);
+pub const SENDER_UNAUTHENTICATED: Reply = reply(
+    550,
+    "5.7.26",
+    "Your domain publishes no SPF record and the message has no DKIM signature, so it cannot \
+     be proven to come from you; this organisation requires that proof",
+);
+pub const AUTH_TEMPORARY: Reply = reply(
+    451,
+    "4.7.5",
+    "Your domain's SPF, DKIM or DMARC records could not be looked up; please try again later",
+);
 pub const UNPARSEABLE: Reply = reply(554, "5.6.0", "The message could not be parsed");
 pub const WRONG_SENDER: Reply = reply(
     550,

@@ -13,6 +13,7 @@ use maskrelay_schema::orgs::Org;
 use maskrelay_schema::events::InboundKind;
 use maskrelay_schema::ids::now_ms;
 
+use crate::authenticate::{Client, SenderAuth, Verdict};
 use crate::classify::Kind;
 use crate::message::{InboundMessage, parse};
 use crate::reply::{self, Reply};
@@ -22,6 +23,18 @@ use crate::reply::{self, Reply};
 pub struct Router {
     store: Store,
     submitter: Submitter,
+    auth: SenderAuth,
+}
+
+/// A finished mail transaction, as the session hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct Transaction<'a> {
+    /// The client that sent it.
+    pub client: Client<'a>,
+    /// The envelope sender; empty for the null sender.
+    pub mail_from: &'a str,
+    /// The accepted relay addresses.
+    pub recipients: &'a [RelayAddress],
 }
 
 /// Who wrote to a relay address, as far as the sender check can tell.
@@ -43,9 +56,13 @@ struct Leg {
 }
 
 impl Router {
-    /// A router over `store`, queueing through `submitter`.
-    pub fn new(store: Store, submitter: Submitter) -> Self {
-        Self { store, submitter }
+    /// A router over `store`, queueing through `submitter`, proving senders with `auth`.
+    pub fn new(store: Store, submitter: Submitter, auth: SenderAuth) -> Self {
+        Self {
+            store,
+            submitter,
+            auth,
+        }
     }
 
     fn relay_domain(&self) -> &str {
@@ -77,15 +94,15 @@ impl Router {
         }
     }
 
-    /// Decides on a whole message for the accepted `recipients` and, if it is
-    /// acceptable, stores it durably for each before returning `250`.
-    pub async fn accept(&self, mail_from: &str, recipients: &[RelayAddress], raw: &[u8]) -> Reply {
+    /// Decides on a whole message and, if it is acceptable, stores it durably for
+    /// each recipient before returning `250`.
+    pub async fn accept(&self, tx: &Transaction<'_>, raw: &[u8]) -> Reply {
         let now = now_ms() / 1000;
-        let Some(message) = parse(raw, self.relay_domain(), mail_from.is_empty(), now) else {
+        let Some(message) = parse(raw, self.relay_domain(), tx.mail_from.is_empty(), now) else {
             return reply::UNPARSEABLE;
         };
-        let mut legs = Vec::with_capacity(recipients.len());
-        for relay in recipients {
+        let mut legs = Vec::with_capacity(tx.recipients.len());
+        for relay in tx.recipients {
             match self.leg(relay).await {
                 Ok(Some(leg)) => legs.push(leg),
                 Ok(None) => return reply::RECIPIENT_GONE,
@@ -98,12 +115,17 @@ impl Router {
         if let Some(kind) = self.not_to_relay(&message, &legs) {
             return self.record(&legs, kind).await;
         }
+        // With checking on, only the From: address names the writer; the envelope
+        // sender can be anyone's and is only evidence for SPF.
+        let from = message.from.as_deref().unwrap_or_default();
+        let claimed: Vec<&str> = if self.auth.is_on() {
+            vec![from]
+        } else {
+            vec![tx.mail_from, from]
+        };
         let mut writing = Vec::with_capacity(legs.len());
         for leg in legs {
-            match self
-                .sender_is(&leg, mail_from, message.from.as_deref())
-                .await
-            {
+            match self.sender_is(&leg, &claimed).await {
                 Ok(Writer::Member) => writing.push(leg),
                 // Reply-all puts the writer's own relay address (the To: of what they
                 // received) among the recipients: that copy is simply not needed.
@@ -121,6 +143,25 @@ impl Router {
         if writing.is_empty() {
             return reply::OWN_ADDRESS;
         }
+        let verdict = self.auth.verify(tx.client, tx.mail_from, from, raw).await;
+        let refusal = match verdict {
+            Verdict::TempError => Some(reply::AUTH_TEMPORARY),
+            Verdict::Failed => Some(reply::SENDER_NOT_PROVEN),
+            Verdict::Unauthenticated
+                if !writing
+                    .iter()
+                    .all(|l| l.org.settings.accept_unauthenticated) =>
+            {
+                Some(reply::SENDER_UNAUTHENTICATED)
+            }
+            _ => None,
+        };
+        for leg in &writing {
+            tracing::info!(conversation_id = %leg.conversation_id, sender_auth = verdict.as_str(), "sender checked");
+        }
+        if let Some(refusal) = refusal {
+            return refusal;
+        }
         let submissions: Vec<Submission<'_>> = writing
             .iter()
             .map(|leg| Submission {
@@ -130,6 +171,7 @@ impl Router {
                 origin: Origin::Smtp,
                 body: &message.body,
                 in_reply_to: message.in_reply_to.as_deref(),
+                sender_auth: Some(verdict.as_str()),
                 idempotency: None,
             })
             .collect();
@@ -167,17 +209,14 @@ impl Router {
         reply::RECORDED_NOT_RELAYED
     }
 
-    /// Who wrote, judged by the envelope sender and the `From:` address.
+    /// Who wrote, judged by the `claimed` addresses.
     async fn sender_is(
         &self,
         leg: &Leg,
-        mail_from: &str,
-        header_from: Option<&str>,
+        claimed: &[&str],
     ) -> Result<Writer, maskrelay_schema::StoreError> {
-        let candidates = [Some(mail_from), header_from];
-        let candidates = candidates.into_iter().flatten().filter(|a| !a.is_empty());
         let mut reader = false;
-        for address in candidates {
+        for address in claimed.iter().filter(|a| !a.is_empty()) {
             if self
                 .store
                 .member_has_address(&leg.writer.id, address)

@@ -42,6 +42,8 @@ pub struct Submission<'a> {
     pub body: &'a Body,
     /// Our `Message-ID` the writer answered, if they answered one of ours.
     pub in_reply_to: Option<&'a str>,
+    /// How the writer's domain was authenticated (replies by mail).
+    pub sender_auth: Option<&'a str>,
     /// Set when the API call carried an `Idempotency-Key`.
     pub idempotency: Option<IdempotencyRecord<'a>>,
 }
@@ -193,6 +195,7 @@ impl Submitter {
             recipient_id: &s.recipient.id,
             origin: s.origin,
             rfc_message_id: &rfc_message_id,
+            sender_auth: s.sender_auth,
         };
         let delivery_id = insert_message_with_delivery(
             tx,

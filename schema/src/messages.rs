@@ -48,6 +48,8 @@ pub struct NewMessage<'a> {
     pub origin: Origin,
     /// Our `Message-ID`, without angle brackets.
     pub rfc_message_id: &'a str,
+    /// How the writer's domain was authenticated, for replies received by SMTP.
+    pub sender_auth: Option<&'a str>,
 }
 
 /// A stored message's metadata.
@@ -82,8 +84,8 @@ pub async fn insert_message_with_delivery(
     let now = now_ms();
     sqlx::query(
         "INSERT INTO messages (id, org_id, conversation_id, sender_id, recipient_id, origin, \
-                               rfc_message_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                               rfc_message_id, sender_auth, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(msg.id)
     .bind(msg.org_id)
@@ -92,6 +94,7 @@ pub async fn insert_message_with_delivery(
     .bind(msg.recipient_id)
     .bind(msg.origin.as_str())
     .bind(msg.rfc_message_id)
+    .bind(msg.sender_auth)
     .bind(now)
     .execute(&mut *conn)
     .await?;

@@ -37,6 +37,8 @@ pub struct MessageSummary {
     pub created_at: i64,
     /// Delivery status.
     pub status: Option<String>,
+    /// How the writer's domain was authenticated (replies by mail only).
+    pub sender_auth: Option<String>,
 }
 
 /// Selects a conversation summary; a macro so that queries stay `&'static str`.
@@ -103,7 +105,7 @@ impl Store {
     ) -> Result<Vec<MessageSummary>> {
         let rows = sqlx::query(
             "SELECT m.id, s.external_id AS sender, r.external_id AS recipient, m.origin, \
-                 m.created_at, d.status \
+                 m.created_at, m.sender_auth, d.status \
              FROM messages m JOIN members s ON s.id = m.sender_id \
              JOIN members r ON r.id = m.recipient_id \
              LEFT JOIN deliveries d ON d.message_id = m.id \
@@ -122,6 +124,7 @@ impl Store {
                     origin: r.try_get("origin")?,
                     created_at: r.try_get("created_at")?,
                     status: r.try_get("status")?,
+                    sender_auth: r.try_get("sender_auth")?,
                 })
             })
             .collect()

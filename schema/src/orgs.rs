@@ -29,12 +29,16 @@ pub struct OrgSettings {
     /// Days to keep a message's encrypted content after its delivery ends; 0 wipes
     /// it at once.
     pub retention_days: i64,
+    /// Accept replies from domains that publish no SPF record and sign nothing
+    /// (they cannot be proven, only trusted); refused by default.
+    pub accept_unauthenticated: bool,
 }
 
 /// The columns every organisation query selects.
 macro_rules! org_columns {
     () => {
-        "id, name, remove_foreign_addresses, relay_auto_replies, retention_days"
+        "id, name, remove_foreign_addresses, relay_auto_replies, retention_days, \
+         accept_unauthenticated"
     };
 }
 
@@ -103,12 +107,13 @@ impl Store {
     pub async fn update_org_settings(&self, id: &str, settings: &OrgSettings) -> Result<()> {
         sqlx::query(
             "UPDATE organisations SET remove_foreign_addresses = $2, relay_auto_replies = $3, \
-                 retention_days = $4 WHERE id = $1",
+                 retention_days = $4, accept_unauthenticated = $5 WHERE id = $1",
         )
         .bind(id)
         .bind(i64::from(settings.remove_foreign_addresses))
         .bind(i64::from(settings.relay_auto_replies))
         .bind(settings.retention_days)
+        .bind(i64::from(settings.accept_unauthenticated))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -123,6 +128,7 @@ fn org_from_row(row: &sqlx::any::AnyRow) -> Result<Org> {
             remove_foreign_addresses: row.try_get::<i64, _>("remove_foreign_addresses")? != 0,
             relay_auto_replies: row.try_get::<i64, _>("relay_auto_replies")? != 0,
             retention_days: row.try_get("retention_days")?,
+            accept_unauthenticated: row.try_get::<i64, _>("accept_unauthenticated")? != 0,
         },
     })
 }

@@ -12,6 +12,7 @@ use maskrelay_schema::SecretKey;
 use serde_json::{Value, json};
 
 use crate::db::{Backend, TestDb};
+use crate::dns::TestDns;
 use crate::smarthost::Smarthost;
 
 /// The relay domain every test uses.
@@ -27,10 +28,13 @@ pub struct TestGateway {
     pub running: Running,
     /// API key of the organisation.
     pub api_key: String,
+    /// The DNS server its sender authentication asks.
+    pub dns: TestDns,
     http: reqwest::Client,
 }
 
-/// A configuration on free loopback ports with fast polling and retries.
+/// A configuration on free loopback ports with fast polling and retries. Sender
+/// authentication asks a `TestDns` that [`TestGateway::start_with`] starts.
 pub fn test_config(db: &TestDb, smarthost: Option<&Smarthost>) -> anyhow::Result<Config> {
     let mut config = Config {
         database_url: db.url.clone(),
@@ -62,7 +66,9 @@ impl TestGateway {
     ///
     /// # Errors
     /// If the gateway cannot start.
-    pub async fn start_with(db: TestDb, config: Config) -> anyhow::Result<Self> {
+    pub async fn start_with(db: TestDb, mut config: Config) -> anyhow::Result<Self> {
+        let dns = TestDns::start().await?;
+        config.dns.nameservers = dns.addr.to_string();
         let running = maskrelay::start(config.clone()).await?;
         let (_, api_key) = running.store.create_org("Example Club").await?;
         Ok(Self {
@@ -70,6 +76,7 @@ impl TestGateway {
             config,
             running,
             api_key,
+            dns,
             http: reqwest::Client::new(),
         })
     }

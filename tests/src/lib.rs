@@ -2,6 +2,7 @@
 //! smarthost on loopback, and a gateway on free ports.
 //!
 //! - [`db`]: a SQLite file or a fresh PostgreSQL database per test.
+//! - [`dns`]: a DNS server on loopback publishing SPF, DKIM and DMARC records.
 //! - [`smarthost`]: an independent SMTP server recording what maskrelay delivers.
 //! - [`gateway`]: starting maskrelay and talking to it over HTTP and SMTP.
 //! - [`mail`]: reading delivered messages.
@@ -10,6 +11,7 @@
 //! - [`both_backends!`]: runs each test on SQLite and on PostgreSQL.
 
 pub mod db;
+pub mod dns;
 pub mod gateway;
 pub mod mail;
 pub mod privacy;

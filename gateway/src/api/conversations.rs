@@ -49,6 +49,7 @@ pub async fn get(
                         "origin": m.origin,
                         "created_at": m.created_at,
                         "status": m.status,
+                        "sender_authentication": m.sender_auth,
                     })
                 })
                 .collect(),

@@ -73,6 +73,7 @@ pub async fn post(
         origin: Origin::Api,
         body: &content,
         in_reply_to: None,
+        sender_auth: None,
         idempotency: idempotency_key.map(|key| IdempotencyRecord {
             key,
             request_hash: &request_hash,

@@ -15,6 +15,7 @@ use super::error::ApiError;
 const REMOVE_FOREIGN: &str = "remove_foreign_addresses";
 const RELAY_AUTO_REPLIES: &str = "relay_auto_replies";
 const RETENTION_DAYS: &str = "retention_days";
+const UNAUTHENTICATED: &str = "unauthenticated_senders";
 
 /// Longest retention an organisation may ask for: ten years.
 const MAX_RETENTION_DAYS: i64 = 3650;
@@ -31,7 +32,12 @@ pub async fn patch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let obj = body::parse(body, state.max_body_bytes)?;
-    let known = [REMOVE_FOREIGN, RELAY_AUTO_REPLIES, RETENTION_DAYS];
+    let known = [
+        REMOVE_FOREIGN,
+        RELAY_AUTO_REPLIES,
+        RETENTION_DAYS,
+        UNAUTHENTICATED,
+    ];
     if let Some(field) = obj.unknown_fields(&known) {
         return Err(ApiError::invalid(
             &field,
@@ -52,6 +58,17 @@ pub async fn patch(
         retention_days: obj
             .optional_int(RETENTION_DAYS, 0..=MAX_RETENTION_DAYS)?
             .unwrap_or(current.retention_days),
+        accept_unauthenticated: match obj.optional_str(UNAUTHENTICATED)? {
+            None => current.accept_unauthenticated,
+            Some("reject") => false,
+            Some("accept") => true,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    UNAUTHENTICATED,
+                    format!("{UNAUTHENTICATED} must be \"reject\" or \"accept\""),
+                ));
+            }
+        },
     };
     state.store.update_org_settings(&org.id, &settings).await?;
     tracing::info!(org_id = %org.id, "organisation settings changed");
@@ -66,6 +83,7 @@ fn render(org: &Org) -> Value {
             REMOVE_FOREIGN: org.settings.remove_foreign_addresses,
             RELAY_AUTO_REPLIES: org.settings.relay_auto_replies,
             RETENTION_DAYS: org.settings.retention_days,
+            UNAUTHENTICATED: if org.settings.accept_unauthenticated { "accept" } else { "reject" },
         },
     })
 }

@@ -4,7 +4,9 @@ use smtp_proto::request::receiver::DataReceiver;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Flow, Session, State};
+use crate::authenticate::Client;
 use crate::reply;
+use crate::route::Transaction;
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     pub(super) fn data(&mut self) -> Flow {
@@ -25,10 +27,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     pub(super) async fn end_data(&mut self, message: Vec<u8>) -> Flow {
         let envelope = std::mem::take(&mut self.envelope);
         let mail_from = envelope.mail_from.unwrap_or_default();
-        let answer = self
-            .router
-            .accept(&mail_from, &envelope.recipients, &message)
-            .await;
+        let tx = Transaction {
+            client: Client {
+                ip: self.peer.ip(),
+                helo: self.helo.as_deref().unwrap_or_default(),
+            },
+            mail_from: &mail_from,
+            recipients: &envelope.recipients,
+        };
+        let answer = self.router.accept(&tx, &message).await;
         // The envelope was taken above, so the next transaction starts empty either way.
         if answer.is_error() {
             self.fail(&answer)

@@ -9,6 +9,7 @@ mod ehlo;
 mod mail;
 mod rcpt;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +60,7 @@ enum Flow {
 /// One client connection.
 pub struct Session<T> {
     stream: T,
+    peer: SocketAddr,
     params: Arc<SmtpParams>,
     router: Router,
     shutdown: CancellationToken,
@@ -71,15 +73,17 @@ pub struct Session<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
-    /// A session over `stream`.
+    /// A session over `stream` with the client at `peer`.
     pub fn new(
         stream: T,
+        peer: SocketAddr,
         params: Arc<SmtpParams>,
         router: Router,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             stream,
+            peer,
             params,
             router,
             shutdown,

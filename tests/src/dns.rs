@@ -1,0 +1,136 @@
+//! A DNS server on loopback publishing the SPF, DKIM and DMARC records of test domains,
+//! so that sender authentication runs against real DNS messages over UDP.
+//!
+//! Names without records of their own get `default_spf` (if set) as their only TXT
+//! record: every test domain then passes SPF from 127.0.0.1 without DMARC, which keeps
+//! tests about other things independent of authentication. Tests about
+//! authentication publish records of their own, or `nothing` for a domain.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::net::UdpSocket;
+
+/// What a name has.
+#[derive(Debug, Clone)]
+enum Entry {
+    Txt(Vec<String>),
+    Nothing,
+    Broken,
+}
+
+/// The running server.
+#[derive(Clone)]
+pub struct TestDns {
+    /// Where it listens (UDP).
+    pub addr: SocketAddr,
+    zone: Arc<Mutex<HashMap<String, Entry>>>,
+    default_spf: Arc<Mutex<Option<String>>>,
+}
+
+impl TestDns {
+    /// Starts serving on a free loopback port, with `v=spf1 ip4:127.0.0.0/8 -all` as
+    /// the default record.
+    ///
+    /// # Errors
+    /// If no port can be bound.
+    pub async fn start() -> anyhow::Result<Self> {
+        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let dns = Self {
+            addr: socket.local_addr()?,
+            zone: Arc::default(),
+            default_spf: Arc::new(Mutex::new(Some("v=spf1 ip4:127.0.0.0/8 -all".into()))),
+        };
+        let server = dns.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+                if let Some(answer) = server.answer(&buf[..n]) {
+                    let _ = socket.send_to(&answer, peer).await;
+                }
+            }
+        });
+        Ok(dns)
+    }
+
+    /// Publishes a TXT record (replacing what the name had).
+    pub fn txt(&self, name: &str, value: &str) {
+        self.lock_zone()
+            .insert(normal(name), Entry::Txt(vec![value.to_owned()]));
+    }
+
+    /// Makes a name have no records at all (NXDOMAIN), not even the default.
+    pub fn nothing(&self, name: &str) {
+        self.lock_zone().insert(normal(name), Entry::Nothing);
+    }
+
+    /// Makes look-ups of a name fail (SERVFAIL), as a broken DNS server would.
+    pub fn broken(&self, name: &str) {
+        self.lock_zone().insert(normal(name), Entry::Broken);
+    }
+
+    fn lock_zone(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.zone.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn answer(&self, query: &[u8]) -> Option<Vec<u8>> {
+        let request = Message::from_vec(query).ok()?;
+        let question = request.queries.first()?.clone();
+        let mut response = Message::response(request.metadata.id, request.metadata.op_code);
+        response.metadata.message_type = MessageType::Response;
+        response.metadata.authoritative = true;
+        response.metadata.recursion_desired = request.metadata.recursion_desired;
+        response.metadata.recursion_available = true;
+        response.add_query(question.clone());
+        let name = normal(&question.name.to_ascii());
+        let entry = self.lock_zone().get(&name).cloned();
+        let entry = entry.or_else(|| {
+            let is_policy = name.starts_with("_dmarc.") || name.contains("._domainkey.");
+            let default = self
+                .default_spf
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            default
+                .filter(|_| !is_policy)
+                .map(|spf| Entry::Txt(vec![spf]))
+        });
+        match entry {
+            Some(Entry::Txt(values)) if question.query_type == RecordType::TXT => {
+                for value in values {
+                    response.add_answer(Record::from_rdata(
+                        Name::from_str_relaxed(&name).ok()?,
+                        60,
+                        RData::TXT(TXT::new(chunks(&value))),
+                    ));
+                }
+            }
+            // The name exists, with nothing of the asked type.
+            Some(Entry::Txt(_)) => {}
+            Some(Entry::Broken) => {
+                response.metadata.response_code = ResponseCode::ServFail;
+            }
+            Some(Entry::Nothing) | None => {
+                response.metadata.response_code = ResponseCode::NXDomain;
+            }
+        }
+        response.to_vec().ok()
+    }
+}
+
+/// A TXT value split into the 255-byte strings DNS carries.
+fn chunks(value: &str) -> Vec<String> {
+    value
+        .as_bytes()
+        .chunks(255)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect()
+}
+
+fn normal(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
