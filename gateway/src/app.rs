@@ -60,11 +60,6 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = open_store(&config).await?;
     let wake = Arc::new(Notify::new());
-    let submitter = Submitter::new(
-        store.clone(),
-        config.relay_domain.clone(),
-        Arc::clone(&wake),
-    );
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
 
@@ -76,6 +71,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen for SMTP on {}", config.smtp.listen))?;
     let http_addr = http.local_addr()?;
     let smtp_addr = smtp.local_addr()?;
+    let public_url = config
+        .http
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{http_addr}"));
+    let submitter = Submitter::new(
+        store.clone(),
+        config.relay_domain.clone(),
+        public_url,
+        Arc::clone(&wake),
+    );
 
     let state = api::AppState {
         store: store.clone(),

@@ -77,6 +77,10 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// The address members reach the API at from their mail (one-click block and
+    /// opt-out links in footers), e.g. `https://relay.example.org`; default
+    /// `http://` + `listen`.
+    pub public_url: Option<String>,
 }
 
 /// The SMTP listener.
@@ -145,6 +149,7 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 10 * 1024 * 1024,
+            public_url: None,
         }
     }
 }
@@ -205,6 +210,7 @@ pub const KEYS: &[&str] = &[
     "outbound.retention_sweep_secs",
     "smtp.authenticate_senders",
     "dns.nameservers",
+    "http.public_url",
 ];
 
 /// The environment variable of a key.
@@ -356,6 +362,10 @@ mod tests {
         let table = toml::Table::try_from(Config {
             secret_key: Some(String::new()),
             secret_key_file: Some(PathBuf::new()),
+            http: HttpConfig {
+                public_url: Some(String::new()),
+                ..HttpConfig::default()
+            },
             smtp: SmtpConfig {
                 hostname: Some(String::new()),
                 ..SmtpConfig::default()

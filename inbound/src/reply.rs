@@ -119,6 +119,18 @@ pub const AUTH_TEMPORARY: Reply = reply(
     "4.7.5",
     "Your domain's SPF, DKIM or DMARC records could not be looked up; please try again later",
 );
+pub const MESSAGING_DISABLED: Reply = reply(
+    550,
+    "5.7.1",
+    "The organisation has turned off messages between its members, so this reply was not \
+     delivered",
+);
+pub const RECIPIENT_OPTED_OUT: Reply = reply(
+    550,
+    "5.7.1",
+    "This member no longer accepts messages from other members; your reply was not delivered",
+);
+pub const NOT_DELIVERABLE: Reply = reply(550, "5.7.1", "Your message could not be delivered");
 pub const UNPARSEABLE: Reply = reply(554, "5.6.0", "The message could not be parsed");
 pub const WRONG_SENDER: Reply = reply(
     550,

@@ -2,6 +2,7 @@
 //! whether the writer is the member the address was given to, and handing accepted
 //! replies to the outbound queue.
 
+use maskrelay_outbound::policy::{Refusal, may_write};
 use maskrelay_outbound::{Submission, Submitter};
 use maskrelay_schema::Store;
 use maskrelay_schema::conversations::RelayAddress;
@@ -160,6 +161,20 @@ impl Router {
             tracing::info!(conversation_id = %leg.conversation_id, sender_auth = verdict.as_str(), "sender checked");
         }
         if let Some(refusal) = refusal {
+            return refusal;
+        }
+        for leg in &writing {
+            let refusal = match may_write(&self.store, &leg.org, &leg.writer, &leg.reader).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(Refusal::MessagingDisabled)) => reply::MESSAGING_DISABLED,
+                Ok(Err(Refusal::RecipientOptedOut)) => reply::RECIPIENT_OPTED_OUT,
+                Ok(Err(Refusal::Blocked)) => reply::NOT_DELIVERABLE,
+                Err(e) => {
+                    tracing::error!(error = %e, "policy check failed");
+                    reply::TRY_LATER
+                }
+            };
+            tracing::info!(conversation_id = %leg.conversation_id, code = refusal.code, "reply refused by the members' or organisation's choices");
             return refusal;
         }
         let submissions: Vec<Submission<'_>> = writing

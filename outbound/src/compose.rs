@@ -43,6 +43,17 @@ pub struct Draft<'a> {
     pub relay_domain: &'a str,
     /// What the member wrote, already scrubbed.
     pub body: &'a Body,
+    /// One-click links for the reader, shown in the footer.
+    pub links: Option<FooterLinks<'a>>,
+}
+
+/// Links the reader can follow from the footer.
+#[derive(Debug, Clone, Copy)]
+pub struct FooterLinks<'a> {
+    /// Blocks the writer for the reader.
+    pub block: &'a str,
+    /// Turns off all member messages for the reader.
+    pub stop: &'a str,
 }
 
 /// The display name of a relayed sender: "Alice via Example Club".
@@ -227,20 +238,35 @@ fn is_content_id(s: &str) -> bool {
 }
 
 fn text_footer(draft: &Draft<'_>) -> String {
-    format!(
+    let mut footer = format!(
         "-- \r\nYou received this message from {} through {}. Reply to this email to answer \
          {}; your email addresses stay private.",
         draft.sender_name, draft.org_name, draft.sender_name
-    )
+    );
+    if let Some(links) = &draft.links {
+        footer.push_str(&format!(
+            "\r\nBlock {}: {}\r\nStop all messages from members of {}: {}",
+            draft.sender_name, links.block, draft.org_name, links.stop
+        ));
+    }
+    footer
 }
 
 fn html_footer(draft: &Draft<'_>) -> String {
     let sender = escape_html(draft.sender_name);
+    let org = escape_html(draft.org_name);
+    let links = draft.links.as_ref().map_or(String::new(), |l| {
+        format!(
+            "<br><a href=\"{}\">Block {sender}</a> &middot; \
+             <a href=\"{}\">Stop all messages from members of {org}</a>",
+            escape_html(l.block),
+            escape_html(l.stop)
+        )
+    });
     format!(
         "<hr><p style=\"font-size:small;color:#666\">You received this message from {sender} \
-         through {}. Reply to this email to answer {sender}; your email addresses stay \
-         private.</p>",
-        escape_html(draft.org_name)
+         through {org}. Reply to this email to answer {sender}; your email addresses stay \
+         private.{links}</p>"
     )
 }
 
@@ -277,6 +303,10 @@ mod tests {
             date: 1_700_000_000,
             relay_domain: "relay.example.org",
             body,
+            links: Some(FooterLinks {
+                block: "https://relay.example.org/v1/links/block~x",
+                stop: "https://relay.example.org/v1/links/stop~y",
+            }),
         }
     }
 
@@ -307,6 +337,10 @@ mod tests {
         assert!(out.contains("Message-ID: <m2@relay.example.org>"), "{out}");
         assert!(out.contains("In-Reply-To: <m1@relay.example.org>"), "{out}");
         assert!(out.contains("Reply to this email to answer Alice"), "{out}");
+        assert!(
+            out.contains("Block Alice: https://relay.example.org/v1/links/block~x"),
+            "{out}"
+        );
         Ok(())
     }
 
@@ -346,7 +380,14 @@ mod tests {
         let html = parsed(&bytes).body_html(0).unwrap_or_default().into_owned();
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(!html.contains("from <script>"), "{html}");
-        assert!(html.contains("private.</p></body></html>"), "{html}");
+        assert!(
+            html.contains("<a href=\"https://relay.example.org/v1/links/stop~y\">"),
+            "{html}"
+        );
+        assert!(
+            html.contains("Example Club</a></p></body></html>"),
+            "{html}"
+        );
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 //! - [`scrub`]: replaces the members' real addresses in that tree with relay addresses.
 //! - [`compose`]: builds the RFC 5322 message a member receives, from scratch, with a
 //!   relay address as sender, our threading headers and the privacy footer.
+//! - [`policy`]: whether one member may write to another (blocks, opt-outs).
 //! - [`submit`]: the single transaction that stores a message and its delivery
 //!   before the HTTP API or the SMTP listener acknowledges it.
 //! - [`worker`]: claims due deliveries under a lease and records each outcome.
@@ -22,6 +23,7 @@ pub mod compose;
 pub mod content;
 pub mod error;
 pub mod janitor;
+pub mod policy;
 pub mod retry;
 pub mod scrub;
 pub mod smarthost;

@@ -19,7 +19,7 @@ use maskrelay_schema::messages::{
 use maskrelay_schema::orgs::Org;
 use tokio::sync::Notify;
 
-use crate::compose::{Draft, compose};
+use crate::compose::{Draft, FooterLinks, compose};
 use crate::content::Body;
 use crate::error::OutboundError;
 use crate::scrub::Scrubber;
@@ -83,18 +83,35 @@ pub struct Submitted {
 pub struct Submitter {
     store: Store,
     relay_domain: String,
+    public_url: String,
     wake: Arc<Notify>,
 }
 
 impl Submitter {
-    /// A submitter writing to `store`, handing out addresses in `relay_domain`, and
-    /// waking the worker through `wake`.
-    pub fn new(store: Store, relay_domain: impl Into<String>, wake: Arc<Notify>) -> Self {
+    /// A submitter writing to `store`, handing out addresses in `relay_domain`,
+    /// linking footers to the HTTP API at `public_url`, and waking the worker through
+    /// `wake`.
+    pub fn new(
+        store: Store,
+        relay_domain: impl Into<String>,
+        public_url: impl Into<String>,
+        wake: Arc<Notify>,
+    ) -> Self {
         Self {
             store,
             relay_domain: relay_domain.into(),
+            public_url: public_url.into().trim_end_matches('/').to_owned(),
             wake,
         }
+    }
+
+    /// The link that carries out a signed `payload` (see the HTTP API's `/v1/links`).
+    pub fn link(&self, payload: &str) -> String {
+        format!(
+            "{}/v1/links/{}",
+            self.public_url,
+            self.store.sign_link(payload)
+        )
     }
 
     /// The domain of relay addresses.
@@ -174,6 +191,11 @@ impl Submitter {
         };
         let message_id = new_id();
         let rfc_message_id = format!("{}@{}", random_token(24)?, self.relay_domain);
+        let block = self.link(&format!(
+            "block.{}.{}.{}",
+            s.org.id, s.recipient.id, s.sender.id
+        ));
+        let stop = self.link(&format!("stop.{}.{}", s.org.id, s.recipient.id));
         let content = compose(&Draft {
             sender_name: s.sender.name.as_deref().unwrap_or("A member"),
             sender_relay_address: &sender_relay,
@@ -186,6 +208,10 @@ impl Submitter {
             date: now_ms() / 1000,
             relay_domain: &self.relay_domain,
             body: &body,
+            links: Some(FooterLinks {
+                block: &block,
+                stop: &stop,
+            }),
         })?;
         let new_message = NewMessage {
             id: &message_id,

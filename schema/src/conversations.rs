@@ -34,7 +34,8 @@ pub struct RelayAddress {
     pub issued_to: String,
 }
 
-/// Finds or creates the conversation between two members, whatever their order.
+/// Finds or creates the conversation between two members, whatever their order; a new
+/// one is recorded as started by `member_x`.
 ///
 /// Must run inside a transaction: the insert comes first so that SQLite takes its
 /// write lock before reading, and concurrent callers converge on one row.
@@ -53,13 +54,14 @@ pub async fn get_or_create_conversation(
         (member_y, member_x)
     };
     sqlx::query(
-        "INSERT INTO conversations (id, org_id, member_a, member_b, created_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id, member_a, member_b) DO NOTHING",
+        "INSERT INTO conversations (id, org_id, member_a, member_b, started_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, member_a, member_b) DO NOTHING",
     )
     .bind(new_id())
     .bind(org_id)
     .bind(a)
     .bind(b)
+    .bind(member_x)
     .bind(now_ms())
     .execute(&mut *conn)
     .await?;

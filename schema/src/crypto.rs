@@ -61,6 +61,7 @@ impl std::fmt::Debug for SecretKey {
 pub struct Crypto {
     cipher: Aes256Gcm,
     index_key: [u8; 32],
+    link_key: [u8; 32],
 }
 
 impl Crypto {
@@ -68,9 +69,11 @@ impl Crypto {
     pub fn new(secret: &SecretKey) -> Self {
         let enc_key = derive(&secret.0, b"maskrelay/encryption/v1");
         let index_key = derive(&secret.0, b"maskrelay/blind-index/v1");
+        let link_key = derive(&secret.0, b"maskrelay/links/v1");
         Self {
             cipher: Aes256Gcm::new(&enc_key.into()),
             index_key,
+            link_key,
         }
     }
 
@@ -139,6 +142,29 @@ impl Crypto {
     }
 }
 
+impl Crypto {
+    /// A token for a link in a message: `payload` and a keyed MAC of it, so that a
+    /// link cannot be made for anyone else. `payload` must not contain `~`.
+    pub fn sign_link(&self, payload: &str) -> String {
+        let mac = derive(&self.link_key, payload.as_bytes());
+        format!("{payload}~{}", hex::encode(&mac[..16]))
+    }
+
+    /// The payload of a token made by [`Crypto::sign_link`], if its MAC is right.
+    pub fn verify_link<'a>(&self, token: &'a str) -> Option<&'a str> {
+        let (payload, mac) = token.rsplit_once('~')?;
+        let expected = hex::encode(&derive(&self.link_key, payload.as_bytes())[..16]);
+        // Compared in constant time: the MAC is a secret until it is right.
+        let same = mac.len() == expected.len()
+            && mac
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        same.then_some(payload)
+    }
+}
+
 /// SHA-256 of a value; used for API keys and request fingerprints, which are already
 /// high-entropy or not secret, so no key is needed.
 pub fn sha256(data: &[u8]) -> Vec<u8> {
@@ -170,6 +196,18 @@ mod tests {
 
     fn crypto() -> Crypto {
         Crypto::new(&SecretKey([7u8; 32]))
+    }
+
+    #[test]
+    fn link_tokens_verify_only_unchanged() -> Result<()> {
+        let c = Crypto::new(&SecretKey::generate()?);
+        let token = c.sign_link("block.a.b");
+        assert_eq!(c.verify_link(&token), Some("block.a.b"));
+        assert_eq!(c.verify_link(&token.replace("block.a", "block.x")), None);
+        assert_eq!(c.verify_link("block.a.b~00"), None);
+        let other = Crypto::new(&SecretKey::generate()?);
+        assert_eq!(other.verify_link(&token), None);
+        Ok(())
     }
 
     #[test]

@@ -50,6 +50,16 @@ pub struct Store {
 }
 
 impl Store {
+    /// Signs a link payload (see [`Crypto::sign_link`]).
+    pub fn sign_link(&self, payload: &str) -> String {
+        self.crypto.sign_link(payload)
+    }
+
+    /// Verifies a link token (see [`Crypto::verify_link`]).
+    pub fn verify_link<'a>(&self, token: &'a str) -> Option<&'a str> {
+        self.crypto.verify_link(token)
+    }
+
     /// Connects to the database named by `url`.
     ///
     /// A SQLite file is created if missing and switched to write-ahead logging with

@@ -6,6 +6,7 @@
 //! - [`crypto`]: AES-256-GCM for personal data, a keyed HMAC blind index for look-ups.
 //! - [`ids`]: ids, relay tokens, API keys, the clock.
 //! - [`orgs`], [`members`]: the directory.
+//! - [`controls`]: blocks, opting out of member messages, conversation limits.
 //! - [`conversations`]: conversations and the relay addresses that stand for members.
 //! - [`messages`]: relayed messages and their queued delivery, stored in one transaction.
 //! - [`metadata`]: conversations and messages as admins may see them (no content).
@@ -17,6 +18,7 @@
 //! and its delivery in one transaction before acknowledging; the delivery worker
 //! claims deliveries from [`queue`] and wipes their content once they end.
 
+pub mod controls;
 pub mod conversations;
 pub mod crypto;
 pub mod db;

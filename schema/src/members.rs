@@ -59,6 +59,8 @@ pub struct Member {
     pub email: Option<String>,
     /// Other addresses the member writes from (empty once erased).
     pub other_emails: Vec<String>,
+    /// Whether the member accepts messages from other members at all.
+    pub accepts_messages: bool,
     /// Display name; `None` once erased.
     pub name: Option<String>,
     /// Free-form attributes from the directory (JSON object).
@@ -86,6 +88,8 @@ pub struct MemberInput {
     pub email: String,
     /// Other addresses the member writes from (validated by the caller).
     pub other_emails: Vec<String>,
+    /// Whether the member accepts messages from other members.
+    pub accepts_messages: bool,
     /// Display name.
     pub name: String,
     /// `Active` or `Inactive`.
@@ -97,7 +101,8 @@ pub struct MemberInput {
 /// The columns every member query selects; a macro so that queries stay `&'static str`.
 macro_rules! member_columns {
     () => {
-        "id, org_id, external_id, status, email_enc, name_enc, attributes_enc, created_at, updated_at"
+        "id, org_id, external_id, status, email_enc, name_enc, attributes_enc, accepts_messages, \
+         created_at, updated_at"
     };
 }
 
@@ -124,12 +129,14 @@ impl Store {
         // One statement for both cases keeps concurrent PUTs of the same id safe.
         let row = sqlx::query(
             "INSERT INTO members (id, org_id, external_id, status, email_index, email_enc, \
-                                  name_enc, attributes_enc, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                                  name_enc, attributes_enc, accepts_messages, created_at, \
+                                  updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, $9) \
              ON CONFLICT (org_id, external_id) DO UPDATE SET \
                  status = excluded.status, email_index = excluded.email_index, \
                  email_enc = excluded.email_enc, name_enc = excluded.name_enc, \
-                 attributes_enc = excluded.attributes_enc, updated_at = excluded.updated_at \
+                 attributes_enc = excluded.attributes_enc, \
+                 accepts_messages = excluded.accepts_messages, updated_at = excluded.updated_at \
              RETURNING id",
         )
         .bind(&new)
@@ -141,6 +148,7 @@ impl Store {
         .bind(name_enc)
         .bind(attrs_enc)
         .bind(now)
+        .bind(i64::from(input.accepts_messages))
         .fetch_one(&mut *tx)
         .await?;
         let id: String = row.try_get("id")?;
@@ -268,6 +276,10 @@ impl Store {
             .bind(&id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM blocks WHERE blocker_id = $1 OR blocked_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM relay_addresses WHERE member_id = $1 OR issued_to = $1")
             .bind(&id)
             .execute(&mut *tx)
@@ -312,6 +324,7 @@ impl Store {
             status,
             email: email.map(|e| c.decrypt_text(EMAIL, &e)).transpose()?,
             other_emails: Vec::new(),
+            accepts_messages: row.try_get::<i64, _>("accepts_messages")? != 0,
             name: name.map(|n| c.decrypt_text(NAME, &n)).transpose()?,
             attributes,
             created_at: row.try_get("created_at")?,

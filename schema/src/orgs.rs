@@ -19,7 +19,7 @@ pub struct Org {
 }
 
 /// Choices an organisation makes about its members' mail.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrgSettings {
     /// Blank every address in relayed mail that is not a relay address, not only the
     /// addresses of the conversation's members.
@@ -32,13 +32,34 @@ pub struct OrgSettings {
     /// Accept replies from domains that publish no SPF record and sign nothing
     /// (they cannot be proven, only trusted); refused by default.
     pub accept_unauthenticated: bool,
+    /// Members may write to each other at all.
+    pub member_messaging: bool,
+    /// New conversations one member may start per hour; 0 for no limit.
+    pub new_conversations_per_hour: i64,
+    /// New conversations one member may start per day; 0 for no limit.
+    pub new_conversations_per_day: i64,
+}
+
+impl Default for OrgSettings {
+    fn default() -> Self {
+        Self {
+            remove_foreign_addresses: false,
+            relay_auto_replies: false,
+            retention_days: 0,
+            accept_unauthenticated: false,
+            member_messaging: true,
+            new_conversations_per_hour: 20,
+            new_conversations_per_day: 100,
+        }
+    }
 }
 
 /// The columns every organisation query selects.
 macro_rules! org_columns {
     () => {
         "id, name, remove_foreign_addresses, relay_auto_replies, retention_days, \
-         accept_unauthenticated"
+         accept_unauthenticated, member_messaging, new_conversations_per_hour, \
+         new_conversations_per_day"
     };
 }
 
@@ -107,13 +128,17 @@ impl Store {
     pub async fn update_org_settings(&self, id: &str, settings: &OrgSettings) -> Result<()> {
         sqlx::query(
             "UPDATE organisations SET remove_foreign_addresses = $2, relay_auto_replies = $3, \
-                 retention_days = $4, accept_unauthenticated = $5 WHERE id = $1",
+                 retention_days = $4, accept_unauthenticated = $5, member_messaging = $6, \
+                 new_conversations_per_hour = $7, new_conversations_per_day = $8 WHERE id = $1",
         )
         .bind(id)
         .bind(i64::from(settings.remove_foreign_addresses))
         .bind(i64::from(settings.relay_auto_replies))
         .bind(settings.retention_days)
         .bind(i64::from(settings.accept_unauthenticated))
+        .bind(i64::from(settings.member_messaging))
+        .bind(settings.new_conversations_per_hour)
+        .bind(settings.new_conversations_per_day)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -129,6 +154,9 @@ fn org_from_row(row: &sqlx::any::AnyRow) -> Result<Org> {
             relay_auto_replies: row.try_get::<i64, _>("relay_auto_replies")? != 0,
             retention_days: row.try_get("retention_days")?,
             accept_unauthenticated: row.try_get::<i64, _>("accept_unauthenticated")? != 0,
+            member_messaging: row.try_get::<i64, _>("member_messaging")? != 0,
+            new_conversations_per_hour: row.try_get("new_conversations_per_hour")?,
+            new_conversations_per_day: row.try_get("new_conversations_per_day")?,
         },
     })
 }

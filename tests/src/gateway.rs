@@ -103,6 +103,47 @@ impl TestGateway {
         self.call_with(method, path, body, &self.api_key, &[]).await
     }
 
+    /// Sends an API request; returns status, the `Retry-After` header and JSON body.
+    ///
+    /// # Errors
+    /// If the request cannot be made.
+    pub async fn call_retry_after(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Option<u64>, Value)> {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.api_key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        Ok((status, retry_after, response.json().await?))
+    }
+
+    /// Fetches a URL without the API key, as a member's browser does; returns status
+    /// and body text.
+    ///
+    /// # Errors
+    /// If the request cannot be made.
+    pub async fn browse(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> anyhow::Result<(u16, String)> {
+        let response = self.http.request(method, url).send().await?;
+        Ok((response.status().as_u16(), response.text().await?))
+    }
+
     /// Sends an API request with a chosen key and extra headers.
     ///
     /// # Errors

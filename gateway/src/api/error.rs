@@ -13,6 +13,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     field: Option<String>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -22,6 +23,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -67,6 +69,13 @@ impl ApiError {
     /// 422: a field is missing or invalid.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).field(field)
+    }
+
+    /// 429: a limit was reached; the client may try again after `seconds`.
+    pub fn rate_limited(message: impl Into<String>, seconds: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        e.retry_after = Some(seconds.max(1));
+        e
     }
 
     /// 400: the body is not JSON.
@@ -115,6 +124,13 @@ impl IntoResponse for ApiError {
         if let (Some(field), Some(obj)) = (self.field, error.as_object_mut()) {
             obj.insert("field".into(), field.into());
         }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }

@@ -71,7 +71,14 @@ pub async fn put(
             .cloned()
             .unwrap_or_default(),
     );
+    let existing = state.store.member_by_external_id(&org.id, &id).await?;
+    // A member's own choice (made through a footer link) survives the directory's
+    // next update unless the directory says otherwise.
+    let accepts_messages = obj
+        .optional_bool("accepts_messages")?
+        .unwrap_or_else(|| existing.as_ref().is_none_or(|m| m.accepts_messages));
     let input = MemberInput {
+        accepts_messages,
         email: email.to_owned(),
         other_emails,
         name: name.to_owned(),
@@ -118,6 +125,7 @@ fn render(member: &Member) -> Value {
         "id": member.external_id,
         "email": member.email,
         "other_emails": member.other_emails,
+        "accepts_messages": member.accepts_messages,
         "name": member.name,
         "status": member.status.as_str(),
         "attributes": member.attributes,

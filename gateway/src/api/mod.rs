@@ -1,15 +1,18 @@
 //! The HTTP API: routes, shared state, and the pieces every handler uses.
 //!
-//! - [`members`], [`messages`], [`conversations`], [`organisation`]: the resources,
-//!   each owning its handlers.
+//! - [`members`], [`blocks`], [`messages`], [`conversations`], [`organisation`]: the
+//!   resources, each owning its handlers.
+//! - [`links`]: the one-click footer links members follow themselves (no API key).
 //! - [`auth`]: the API-key extractor.
 //! - [`body`]: JSON bodies and field checks.
 //! - [`error`]: the one error type, answered as JSON.
 
 pub mod auth;
+pub mod blocks;
 pub mod body;
 pub mod conversations;
 pub mod error;
+pub mod links;
 pub mod members;
 pub mod messages;
 pub mod organisation;
@@ -46,6 +49,12 @@ pub fn routes(state: AppState) -> Router {
             "/v1/members/{id}/conversations",
             get(conversations::of_member),
         )
+        .route("/v1/members/{id}/blocks", get(blocks::list))
+        .route(
+            "/v1/members/{id}/blocks/{other}",
+            put(blocks::put).delete(blocks::delete),
+        )
+        .route("/v1/links/{token}", get(links::confirm).post(links::apply))
         .route("/v1/conversations/{id}", get(conversations::get))
         .route(
             "/v1/organisation",

@@ -16,6 +16,12 @@ const REMOVE_FOREIGN: &str = "remove_foreign_addresses";
 const RELAY_AUTO_REPLIES: &str = "relay_auto_replies";
 const RETENTION_DAYS: &str = "retention_days";
 const UNAUTHENTICATED: &str = "unauthenticated_senders";
+const MEMBER_MESSAGING: &str = "member_messaging";
+const PER_HOUR: &str = "new_conversations_per_hour";
+const PER_DAY: &str = "new_conversations_per_day";
+
+/// Highest limit on new conversations an organisation may set (0 means none).
+const MAX_LIMIT: i64 = 100_000;
 
 /// Longest retention an organisation may ask for: ten years.
 const MAX_RETENTION_DAYS: i64 = 3650;
@@ -37,6 +43,9 @@ pub async fn patch(
         RELAY_AUTO_REPLIES,
         RETENTION_DAYS,
         UNAUTHENTICATED,
+        MEMBER_MESSAGING,
+        PER_HOUR,
+        PER_DAY,
     ];
     if let Some(field) = obj.unknown_fields(&known) {
         return Err(ApiError::invalid(
@@ -69,6 +78,15 @@ pub async fn patch(
                 ));
             }
         },
+        member_messaging: obj
+            .optional_bool(MEMBER_MESSAGING)?
+            .unwrap_or(current.member_messaging),
+        new_conversations_per_hour: obj
+            .optional_int(PER_HOUR, 0..=MAX_LIMIT)?
+            .unwrap_or(current.new_conversations_per_hour),
+        new_conversations_per_day: obj
+            .optional_int(PER_DAY, 0..=MAX_LIMIT)?
+            .unwrap_or(current.new_conversations_per_day),
     };
     state.store.update_org_settings(&org.id, &settings).await?;
     tracing::info!(org_id = %org.id, "organisation settings changed");
@@ -84,6 +102,9 @@ fn render(org: &Org) -> Value {
             RELAY_AUTO_REPLIES: org.settings.relay_auto_replies,
             RETENTION_DAYS: org.settings.retention_days,
             UNAUTHENTICATED: if org.settings.accept_unauthenticated { "accept" } else { "reject" },
+            MEMBER_MESSAGING: org.settings.member_messaging,
+            PER_HOUR: org.settings.new_conversations_per_hour,
+            PER_DAY: org.settings.new_conversations_per_day,
         },
     })
 }

@@ -149,6 +149,7 @@ fn scrub_and_compose(count: usize) -> anyhow::Result<()> {
             date: 1_800_000_000,
             relay_domain: "relay.test",
             body: &body,
+            links: None,
         })?;
     }
     let took = started.elapsed();

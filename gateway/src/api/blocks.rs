@@ -1,0 +1,79 @@
+//! `PUT`, `DELETE /v1/members/{id}/blocks/{other}` and `GET /v1/members/{id}/blocks`:
+//! a member blocks another, as the directory asks on the member's behalf.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use maskrelay_schema::members::{Member, MemberStatus};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::AuthOrg;
+use super::error::ApiError;
+
+/// Blocks `other` for `id`: 204, also when already blocked.
+pub async fn put(
+    State(state): State<AppState>,
+    AuthOrg(org): AuthOrg,
+    Path((id, other)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (member, blocked) = pair(&state, &org.id, &id, &other).await?;
+    state.store.block(&member.id, &blocked.id).await?;
+    tracing::info!(org_id = %org.id, "member blocked another");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lifts a block: 204, or 404 if there was none.
+pub async fn delete(
+    State(state): State<AppState>,
+    AuthOrg(org): AuthOrg,
+    Path((id, other)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (member, blocked) = pair(&state, &org.id, &id, &other).await?;
+    if state.store.unblock(&member.id, &blocked.id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("block"))
+    }
+}
+
+/// The members `id` has blocked.
+pub async fn list(
+    State(state): State<AppState>,
+    AuthOrg(org): AuthOrg,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let member = existing(&state, &org.id, &id, "id").await?;
+    let blocked = state.store.blocked_by(&member.id).await?;
+    Ok(Json(json!({ "blocked": blocked })))
+}
+
+async fn pair(
+    state: &AppState,
+    org_id: &str,
+    id: &str,
+    other: &str,
+) -> Result<(Member, Member), ApiError> {
+    if id == other {
+        return Err(ApiError::invalid(
+            "other",
+            "a member cannot block themselves",
+        ));
+    }
+    Ok((
+        existing(state, org_id, id, "id").await?,
+        existing(state, org_id, other, "other").await?,
+    ))
+}
+
+async fn existing(
+    state: &AppState,
+    org_id: &str,
+    id: &str,
+    field: &str,
+) -> Result<Member, ApiError> {
+    match state.store.member_by_external_id(org_id, id).await? {
+        Some(m) if m.status != MemberStatus::Erased => Ok(m),
+        _ => Err(ApiError::unknown_member(id, field)),
+    }
+}

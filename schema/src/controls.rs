@@ -1,0 +1,127 @@
+//! What members and organisations control: blocks between members, whether a member
+//! accepts messages at all, and how many conversations a member may start.
+
+use sqlx::Row;
+
+use crate::db::Store;
+use crate::error::Result;
+use crate::ids::now_ms;
+
+/// Conversations a member started within a window, and when the oldest of them did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Started {
+    /// How many.
+    pub count: i64,
+    /// Creation time of the oldest, Unix ms.
+    pub oldest: Option<i64>,
+}
+
+impl Store {
+    /// Makes `blocker` receive nothing more from `blocked`. Idempotent.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the write fails.
+    pub async fn block(&self, blocker_id: &str, blocked_id: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (blocker_id, blocked_id) DO NOTHING",
+        )
+        .bind(blocker_id)
+        .bind(blocked_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Lifts a block; false if there was none.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the write fails.
+    pub async fn unblock(&self, blocker_id: &str, blocked_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2")
+            .bind(blocker_id)
+            .bind(blocked_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Whether `reader_id` has blocked `writer_id`.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the query fails.
+    pub async fn is_blocked(&self, reader_id: &str, writer_id: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM blocks WHERE blocker_id = $1 AND blocked_id = $2")
+            .bind(reader_id)
+            .bind(writer_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Directory ids of the members `member_id` has blocked.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the query fails.
+    pub async fn blocked_by(&self, member_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT m.external_id FROM blocks b JOIN members m ON m.id = b.blocked_id \
+             WHERE b.blocker_id = $1 ORDER BY m.external_id",
+        )
+        .bind(member_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("external_id")?)).collect()
+    }
+
+    /// Turns member-to-member messages on or off for a member.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the write fails.
+    pub async fn set_accepts_messages(&self, member_id: &str, accepts: bool) -> Result<()> {
+        sqlx::query("UPDATE members SET accepts_messages = $2, updated_at = $3 WHERE id = $1")
+            .bind(member_id)
+            .bind(i64::from(accepts))
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether two members already share a conversation.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the query fails.
+    pub async fn conversation_between(&self, org_id: &str, x: &str, y: &str) -> Result<bool> {
+        let (a, b) = if x <= y { (x, y) } else { (y, x) };
+        let row = sqlx::query(
+            "SELECT 1 FROM conversations WHERE org_id = $1 AND member_a = $2 AND member_b = $3",
+        )
+        .bind(org_id)
+        .bind(a)
+        .bind(b)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Conversations `member_id` started since `since` (Unix ms).
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the query fails.
+    pub async fn conversations_started(&self, member_id: &str, since: i64) -> Result<Started> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM conversations \
+             WHERE started_by = $1 AND created_at > $2",
+        )
+        .bind(member_id)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Started {
+            count: row.try_get("n")?,
+            oldest: row.try_get("oldest")?,
+        })
+    }
+}
