@@ -110,9 +110,25 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         SenderAuth::off()
     };
     let router = Router::new(store.clone(), submitter, auth);
+    let tls = if config.smtp.starttls {
+        if config.smtp.tls_cert_file.is_none() {
+            tracing::warn!(
+                "STARTTLS uses a self-signed certificate; set smtp.tls_cert_file and \
+                 smtp.tls_key_file for production"
+            );
+        }
+        Some(maskrelay_inbound::tls::acceptor(
+            config.smtp.tls_cert_file.as_deref(),
+            config.smtp.tls_key_file.as_deref(),
+            &smtp_hostname(&config),
+        )?)
+    } else {
+        None
+    };
     tasks.spawn(maskrelay_inbound::listener::serve(
         smtp,
         smtp_params(&config),
+        tls,
         router,
         shutdown.clone(),
     ));
@@ -165,6 +181,7 @@ fn smtp_params(config: &Config) -> SmtpParams {
     params.max_message_size = smtp.max_message_size;
     params.max_recipients = smtp.max_recipients;
     params.max_connections = smtp.max_connections;
+    params.max_connections_per_ip = smtp.max_connections_per_ip;
     params.max_errors = smtp.max_errors;
     params.idle_timeout = Duration::from_secs(smtp.idle_timeout_secs);
     params.session_timeout = Duration::from_secs(smtp.session_timeout_secs);

@@ -97,6 +97,8 @@ pub struct SmtpConfig {
     pub max_recipients: usize,
     /// Sessions at once.
     pub max_connections: usize,
+    /// Sessions at once from one client address.
+    pub max_connections_per_ip: usize,
     /// Errors before a client is disconnected.
     pub max_errors: usize,
     /// Seconds of client silence before disconnecting.
@@ -106,6 +108,13 @@ pub struct SmtpConfig {
     /// Prove senders with SPF, DKIM and DMARC. Only for development may this be
     /// false: then the `From:` line (or envelope sender) is trusted as it is.
     pub authenticate_senders: bool,
+    /// Offer STARTTLS.
+    pub starttls: bool,
+    /// PEM certificate chain for STARTTLS; with neither file, a self-signed
+    /// certificate is made at start (development).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for STARTTLS.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// Delivery of outgoing mail.
@@ -166,6 +175,10 @@ impl Default for SmtpConfig {
             idle_timeout_secs: 300,
             session_timeout_secs: 1800,
             authenticate_senders: true,
+            starttls: true,
+            tls_cert_file: None,
+            tls_key_file: None,
+            max_connections_per_ip: 16,
         }
     }
 }
@@ -209,6 +222,10 @@ pub const KEYS: &[&str] = &[
     "outbound.give_up_after_hours",
     "outbound.retention_sweep_secs",
     "smtp.authenticate_senders",
+    "smtp.starttls",
+    "smtp.tls_cert_file",
+    "smtp.tls_key_file",
+    "smtp.max_connections_per_ip",
     "dns.nameservers",
     "http.public_url",
 ];
@@ -368,6 +385,8 @@ mod tests {
             },
             smtp: SmtpConfig {
                 hostname: Some(String::new()),
+                tls_cert_file: Some(PathBuf::new()),
+                tls_key_file: Some(PathBuf::new()),
                 ..SmtpConfig::default()
             },
             outbound: OutboundConfig {

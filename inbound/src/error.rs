@@ -9,4 +9,8 @@ pub enum InboundError {
     /// The DNS resolver for sender authentication could not be set up.
     #[error("cannot set up the DNS resolver for sender authentication: {0}")]
     Resolver(String),
+
+    /// The certificate or key for STARTTLS could not be loaded or made.
+    #[error("STARTTLS: {0}")]
+    Tls(String),
 }

@@ -5,10 +5,12 @@
 //! - [`session`]: the per-connection state machine, one file per verb.
 //! - [`reply`]: every SMTP reply, as constants.
 //! - [`params`]: the limits a session runs under.
+//! - [`per_ip`]: sessions counted per client address.
 //! - [`message`]: reading a received message (sender, thread, content).
 //! - [`mime`]: the received MIME tree reduced to what may be relayed.
 //! - [`classify`]: a member's reply, or an auto-reply or delivery report.
 //! - [`authenticate`]: SPF, DKIM and DMARC for the `From:` domain.
+//! - [`tls`]: the STARTTLS certificate, from files or self-signed for development.
 //! - [`error`]: errors of setting up.
 //! - [`route`]: deciding on recipients and messages, and queueing accepted replies.
 //!
@@ -22,9 +24,11 @@ pub mod listener;
 pub mod message;
 pub mod mime;
 pub mod params;
+pub mod per_ip;
 pub mod reply;
 pub mod route;
 pub mod session;
+pub mod tls;
 
 pub use params::SmtpParams;
 pub use route::Router;

@@ -1,31 +1,36 @@
-//! The accept loop: bounds concurrent sessions, backs off on accept errors, and on
-//! shutdown stops accepting and waits for every session to finish.
+//! The accept loop: bounds concurrent sessions overall and per client address, backs
+//! off on accept errors, hands STARTTLS sessions to rustls, and on shutdown stops
+//! accepting and waits for every session to finish.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::params::SmtpParams;
+use crate::per_ip::PerIp;
 use crate::reply;
 use crate::route::Router;
 use crate::session::Session;
 
 /// Serves SMTP on `listener` until `shutdown` is cancelled, then waits for sessions
-/// (which answer `421` and close).
+/// (which answer `421` and close). STARTTLS is offered when `tls` is given.
 pub async fn serve(
     listener: TcpListener,
     params: SmtpParams,
+    tls: Option<TlsAcceptor>,
     router: Router,
     shutdown: CancellationToken,
 ) {
     let params = Arc::new(params);
+    let per_ip = PerIp::default();
     let slots = Arc::new(Semaphore::new(params.max_connections.max(1)));
     let sessions = TaskTracker::new();
     let next_id = AtomicU64::new(1);
@@ -34,7 +39,7 @@ pub async fn serve(
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let (mut stream, peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Usually out of file descriptors: wait rather than spin.
@@ -51,30 +56,54 @@ pub async fn serve(
         let session_id = next_id.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("smtp", session_id);
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            sessions.spawn(refuse(stream, reply::BUSY, "too many sessions").instrument(span));
+            continue;
+        };
+        let Some(slot) = per_ip.acquire(peer.ip(), params.max_connections_per_ip.max(1)) else {
             sessions.spawn(
-                async move {
-                    tracing::warn!("connection refused: too many sessions");
-                    let mut out = Vec::new();
-                    reply::BUSY.write_to(&mut out);
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(5), stream.write_all(&out)).await;
-                }
+                refuse(
+                    stream,
+                    reply::BUSY_FROM_HERE,
+                    "too many sessions from one address",
+                )
                 .instrument(span),
             );
             continue;
         };
-        let session = Session::new(
+        let mut session = Session::new(
             stream,
             peer,
             Arc::clone(&params),
             router.clone(),
             shutdown.clone(),
         );
+        if tls.is_some() {
+            session = session.offering_tls();
+        }
+        let (params, router, shutdown, tls) = (
+            Arc::clone(&params),
+            router.clone(),
+            shutdown.clone(),
+            tls.clone(),
+        );
         sessions.spawn(
             async move {
                 tracing::debug!("session started");
-                session.run().await;
+                if let (Some((stream, resume)), Some(tls)) = (session.run().await, tls) {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            tracing::debug!("TLS started");
+                            Session::new(stream, peer, params, router, shutdown)
+                                .resumed(resume)
+                                .run()
+                                .await;
+                        }
+                        Ok(Err(e)) => tracing::info!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::info!("TLS handshake timed out"),
+                    }
+                }
                 tracing::debug!("session ended");
+                drop(slot);
                 drop(permit);
             }
             .instrument(span),
@@ -83,4 +112,15 @@ pub async fn serve(
     sessions.close();
     sessions.wait().await;
     tracing::info!("SMTP listener stopped");
+}
+
+/// How long a client may take over the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Answers a connection that cannot be served with `reply`, and closes it.
+async fn refuse(mut stream: TcpStream, reply: reply::Reply, why: &'static str) {
+    tracing::warn!(reason = why, "connection refused");
+    let mut out = Vec::new();
+    reply.write_to(&mut out);
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&out)).await;
 }

@@ -3,6 +3,7 @@
 
 use mail_parser::MessageParser;
 use maskrelay_outbound::Body;
+use maskrelay_outbound::compose::{LOOP_HEADER, loop_mark};
 
 use crate::classify::{Kind, classify};
 use crate::mime;
@@ -16,6 +17,10 @@ pub struct InboundMessage {
     pub in_reply_to: Option<String>,
     /// Whether a member or a machine wrote it.
     pub kind: Kind,
+    /// It carries our own loop mark: it was relayed by this gateway before.
+    pub looped: bool,
+    /// How many `Received` headers it carries.
+    pub hops: usize,
     /// What may be relayed of it.
     pub body: Body,
 }
@@ -48,9 +53,23 @@ pub fn parse(
                 .rev()
                 .find(|id| ours(&id.as_str()))
         });
+    let mark = loop_mark(relay_domain);
+    let looped = message.headers().iter().any(|h| {
+        h.name.as_str().eq_ignore_ascii_case(LOOP_HEADER)
+            && h.value
+                .as_text()
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case(&mark))
+    });
+    let hops = message
+        .headers()
+        .iter()
+        .filter(|h| h.name.as_str().eq_ignore_ascii_case("received"))
+        .count();
     Some(InboundMessage {
         from,
         in_reply_to,
+        looped,
+        hops,
         kind: classify(&message, null_sender),
         body: mime::body(&message, now),
     })

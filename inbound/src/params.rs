@@ -17,6 +17,8 @@ pub struct SmtpParams {
     pub max_errors: usize,
     /// Sessions served at once.
     pub max_connections: usize,
+    /// Sessions served at once for one client address.
+    pub max_connections_per_ip: usize,
     /// Longest wait for the client to send anything.
     pub idle_timeout: Duration,
     /// Longest a whole session may last.
@@ -35,6 +37,7 @@ impl SmtpParams {
             max_recipients: 50,
             max_errors: 10,
             max_connections: 256,
+            max_connections_per_ip: 16,
             idle_timeout: Duration::from_secs(300),
             session_timeout: Duration::from_secs(1800),
         }

@@ -44,11 +44,18 @@ pub const CLOSING: Reply = reply(221, "2.0.0", "Bye");
 pub const SHUTTING_DOWN: Reply =
     reply(421, "4.3.0", "Server shutting down, please try again later");
 pub const BUSY: Reply = reply(421, "4.3.2", "Too many connections, please try again later");
+pub const BUSY_FROM_HERE: Reply = reply(
+    421,
+    "4.7.0",
+    "Too many connections from your address, please try again later",
+);
 pub const TIMEOUT: Reply = reply(421, "4.4.2", "Idle for too long, closing connection");
 pub const SESSION_TOO_LONG: Reply =
     reply(421, "4.4.2", "Session lasted too long, closing connection");
 pub const TOO_MANY_ERRORS: Reply = reply(421, "4.7.0", "Too many errors, closing connection");
 pub const OK: Reply = reply(250, "2.0.0", "OK");
+pub const START_TLS: Reply = reply(220, "2.0.0", "Ready to start TLS");
+pub const TLS_ACTIVE: Reply = reply(503, "5.5.1", "TLS is already active");
 pub const RESET: Reply = reply(250, "2.0.0", "Transaction reset");
 
 // Commands and their order
@@ -131,6 +138,11 @@ pub const RECIPIENT_OPTED_OUT: Reply = reply(
     "This member no longer accepts messages from other members; your reply was not delivered",
 );
 pub const NOT_DELIVERABLE: Reply = reply(550, "5.7.1", "Your message could not be delivered");
+pub const LOOP: Reply = reply(
+    554,
+    "5.4.6",
+    "Mail loop: this message has already passed through this relay (or too many others)",
+);
 pub const UNPARSEABLE: Reply = reply(554, "5.6.0", "The message could not be parsed");
 pub const WRONG_SENDER: Reply = reply(
     550,
@@ -194,8 +206,8 @@ pub fn helo(hostname: &str) -> Reply {
 }
 
 /// The multi-line answer to EHLO with our extensions.
-pub fn ehlo(hostname: &str, max_message_size: usize, out: &mut Vec<u8>) {
-    let lines = [
+pub fn ehlo(hostname: &str, max_message_size: usize, starttls: bool, out: &mut Vec<u8>) {
+    let mut lines = vec![
         hostname.to_owned(),
         "PIPELINING".to_owned(),
         format!("SIZE {max_message_size}"),
@@ -203,6 +215,9 @@ pub fn ehlo(hostname: &str, max_message_size: usize, out: &mut Vec<u8>) {
         "SMTPUTF8".to_owned(),
         "ENHANCEDSTATUSCODES".to_owned(),
     ];
+    if starttls {
+        lines.push("STARTTLS".to_owned());
+    }
     let last = lines.len() - 1;
     for (i, line) in lines.iter().enumerate() {
         let sep = if i == last { ' ' } else { '-' };
@@ -224,10 +239,15 @@ mod tests {
     #[test]
     fn ehlo_ends_with_a_space_separated_last_line() {
         let mut out = Vec::new();
-        ehlo("relay.test", 1000, &mut out);
+        ehlo("relay.test", 1000, true, &mut out);
         let text = String::from_utf8_lossy(&out);
         assert!(text.starts_with("250-relay.test\r\n"), "{text}");
         assert!(text.contains("250-SIZE 1000\r\n"), "{text}");
+        assert!(text.contains("250-ENHANCEDSTATUSCODES\r\n"), "{text}");
+        assert!(text.ends_with("250 STARTTLS\r\n"), "{text}");
+        let mut out = Vec::new();
+        ehlo("relay.test", 1000, false, &mut out);
+        let text = String::from_utf8_lossy(&out);
         assert!(text.ends_with("250 ENHANCEDSTATUSCODES\r\n"), "{text}");
     }
 

@@ -19,6 +19,10 @@ use crate::classify::Kind;
 use crate::message::{InboundMessage, parse};
 use crate::reply::{self, Reply};
 
+/// More `Received` headers than this is a loop (RFC 5321 §6.3 suggests 100 as
+/// the least a server should allow before deciding; real mail has under 20).
+const MAX_HOPS: usize = 100;
+
 /// Routes replies received by the listener.
 #[derive(Clone)]
 pub struct Router {
@@ -102,6 +106,14 @@ impl Router {
         let Some(message) = parse(raw, self.relay_domain(), tx.mail_from.is_empty(), now) else {
             return reply::UNPARSEABLE;
         };
+        if message.looped || message.hops > MAX_HOPS {
+            tracing::info!(
+                hops = message.hops,
+                looped = message.looped,
+                "message refused: mail loop"
+            );
+            return reply::LOOP;
+        }
         let mut legs = Vec::with_capacity(tx.recipients.len());
         for relay in tx.recipients {
             match self.leg(relay).await {

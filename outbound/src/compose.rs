@@ -11,6 +11,7 @@ use mail_builder::headers::HeaderType;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::message_id::MessageId;
+use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text;
 use mail_builder::mime::{BodyPart, MimePart};
 
@@ -56,6 +57,15 @@ pub struct FooterLinks<'a> {
     pub stop: &'a str,
 }
 
+/// The trace header every relayed message carries, so that one coming back (a member
+/// forwarding relayed mail to a relay address) is recognised as a loop.
+pub const LOOP_HEADER: &str = "X-Loop";
+
+/// Its value for a relay domain.
+pub fn loop_mark(relay_domain: &str) -> String {
+    format!("maskrelay@{relay_domain}")
+}
+
 /// The display name of a relayed sender: "Alice via Example Club".
 pub fn via_name(sender_name: &str, org_name: &str) -> String {
     format!("{sender_name} via {org_name}")
@@ -68,6 +78,7 @@ pub fn via_name(sender_name: &str, org_name: &str) -> String {
 pub fn compose(draft: &Draft<'_>) -> std::io::Result<Vec<u8>> {
     let body = draft.body;
     let mut builder = MessageBuilder::new()
+        .header(LOOP_HEADER, Raw::new(loop_mark(draft.relay_domain)))
         .from(Address::new_address(
             Some(via_name(draft.sender_name, draft.org_name)),
             draft.sender_relay_address.to_owned(),
@@ -336,6 +347,10 @@ mod tests {
         );
         assert!(out.contains("Message-ID: <m2@relay.example.org>"), "{out}");
         assert!(out.contains("In-Reply-To: <m1@relay.example.org>"), "{out}");
+        assert!(
+            out.starts_with("X-Loop: maskrelay@relay.example.org\r\n"),
+            "{out}"
+        );
         assert!(out.contains("Reply to this email to answer Alice"), "{out}");
         assert!(
             out.contains("Block Alice: https://relay.example.org/v1/links/block~x"),

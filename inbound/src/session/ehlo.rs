@@ -12,6 +12,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         reply::ehlo(
             &self.params.hostname,
             self.params.max_message_size,
+            self.offer_tls && !self.secured,
             &mut self.out,
         );
         Flow::Continue

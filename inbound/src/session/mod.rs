@@ -55,6 +55,16 @@ struct Envelope {
 enum Flow {
     Continue,
     Close,
+    /// `220` was queued for STARTTLS: the TLS handshake comes next.
+    StartTls,
+}
+
+/// What carries over into the TLS session after STARTTLS. Everything else is
+/// forgotten, as RFC 3207 requires: the client says EHLO again.
+#[derive(Debug, Clone, Copy)]
+pub struct Resume {
+    deadline: Instant,
+    errors: usize,
 }
 
 /// One client connection.
@@ -70,6 +80,11 @@ pub struct Session<T> {
     envelope: Envelope,
     errors: usize,
     out: Vec<u8>,
+    /// STARTTLS is offered: an acceptor exists and the stream is not encrypted yet.
+    offer_tls: bool,
+    /// The stream is already encrypted.
+    secured: bool,
+    deadline: Instant,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
@@ -81,6 +96,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         router: Router,
         shutdown: CancellationToken,
     ) -> Self {
+        let deadline = Instant::now() + params.session_timeout;
         Self {
             stream,
             peer,
@@ -93,16 +109,37 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             envelope: Envelope::default(),
             errors: 0,
             out: Vec::with_capacity(512),
+            offer_tls: false,
+            secured: false,
+            deadline,
         }
     }
 
+    /// Offers STARTTLS in the EHLO answer.
+    pub fn offering_tls(mut self) -> Self {
+        self.offer_tls = true;
+        self
+    }
+
+    /// Continues a session over the encrypted stream after STARTTLS.
+    pub fn resumed(mut self, resume: Resume) -> Self {
+        self.secured = true;
+        self.deadline = resume.deadline;
+        self.errors = resume.errors;
+        self
+    }
+
     /// Serves the client until it quits, misbehaves, times out or we shut down.
-    pub async fn run(mut self) {
-        reply::greeting(&self.params.hostname).write_to(&mut self.out);
-        if self.flush().await.is_err() {
-            return;
+    /// Returns the stream when the client asked for STARTTLS, for the caller to
+    /// encrypt and resume on.
+    pub async fn run(mut self) -> Option<(T, Resume)> {
+        if !self.secured {
+            reply::greeting(&self.params.hostname).write_to(&mut self.out);
+            if self.flush().await.is_err() {
+                return None;
+            }
         }
-        let deadline = Instant::now() + self.params.session_timeout;
+        let deadline = self.deadline;
         let mut buf = vec![0u8; READ_BUFFER];
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -127,15 +164,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                     self.say(&reply::TIMEOUT);
                     break;
                 }
-                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(0)) | Ok(Err(_)) => return None,
                 Ok(Ok(n)) => n,
             };
             let flow = self.ingest(&buf[..n]).await;
             if self.flush().await.is_err() || flow == Flow::Close {
-                return;
+                return None;
+            }
+            if flow == Flow::StartTls {
+                let resume = Resume {
+                    deadline,
+                    errors: self.errors,
+                };
+                return Some((self.stream, resume));
             }
         }
         let _ = self.flush().await;
+        None
     }
 
     /// Feeds bytes from the client through the state machine.
@@ -146,8 +191,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                 State::Command => match self.commands.ingest(&mut iter) {
                     Ok(request) => {
                         let request = request.into_owned();
-                        if self.command(request).await == Flow::Close {
-                            return Flow::Close;
+                        match self.command(request).await {
+                            Flow::Continue => {}
+                            // Whatever the client pipelined after STARTTLS is dropped
+                            // unread: it must not count as said under encryption.
+                            flow => return flow,
                         }
                     }
                     Err(ProtoError::NeedsMoreData { .. }) => return Flow::Continue,
@@ -208,6 +256,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                 Flow::Close
             }
             Request::Vrfy { .. } => self.say(&reply::CANNOT_VERIFY),
+            Request::StartTls => self.starttls(),
             Request::Help { .. } => self.say(&reply::HELP),
             Request::Bdat { chunk_size, .. } => {
                 // CHUNKING is not offered; the chunk is read and dropped so that its
@@ -221,11 +270,24 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             Request::Lhlo { .. }
             | Request::Expn { .. }
             | Request::Auth { .. }
-            | Request::StartTls
             | Request::Etrn { .. }
             | Request::Atrn { .. }
             | Request::Burl { .. } => self.fail(&reply::NOT_IMPLEMENTED),
         }
+    }
+
+    fn starttls(&mut self) -> Flow {
+        if self.secured {
+            return self.fail(&reply::TLS_ACTIVE);
+        }
+        if !self.offer_tls {
+            return self.fail(&reply::NOT_IMPLEMENTED);
+        }
+        if self.helo.is_none() {
+            return self.fail(&reply::HELO_FIRST);
+        }
+        self.say(&reply::START_TLS);
+        Flow::StartTls
     }
 
     fn end_discard(&mut self) -> Flow {
