@@ -68,7 +68,7 @@ pub const NESTED_MAIL: Reply = reply(
     "5.5.1",
     "Sender already given; send RSET to start over",
 );
-pub const MAIL_FIRST: Reply = reply(503, "5.5.1", "Send MAIL FROM before RCPT TO");
+pub const MAIL_FIRST: Reply = reply(503, "5.5.1", "Send MAIL FROM first");
 pub const RCPT_FIRST: Reply = reply(503, "5.5.1", "Send RCPT TO before DATA");
 pub const NO_VALID_RECIPIENTS: Reply = reply(554, "5.5.1", "No valid recipients");
 pub const CANNOT_VERIFY: Reply = reply(
