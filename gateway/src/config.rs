@@ -101,6 +101,8 @@ pub struct SmtpConfig {
     pub max_connections_per_ip: usize,
     /// Errors before a client is disconnected.
     pub max_errors: usize,
+    /// Commands in one session before the client is disconnected.
+    pub max_commands: usize,
     /// Seconds of client silence before disconnecting.
     pub idle_timeout_secs: u64,
     /// Longest session, in seconds.
@@ -179,6 +181,7 @@ impl Default for SmtpConfig {
             tls_cert_file: None,
             tls_key_file: None,
             max_connections_per_ip: 16,
+            max_commands: 1000,
         }
     }
 }
@@ -226,6 +229,7 @@ pub const KEYS: &[&str] = &[
     "smtp.tls_cert_file",
     "smtp.tls_key_file",
     "smtp.max_connections_per_ip",
+    "smtp.max_commands",
     "dns.nameservers",
     "http.public_url",
 ];

@@ -15,6 +15,8 @@ pub struct SmtpParams {
     pub max_recipients: usize,
     /// Errors a client may make before being disconnected.
     pub max_errors: usize,
+    /// Commands a client may send in one session.
+    pub max_commands: usize,
     /// Sessions served at once.
     pub max_connections: usize,
     /// Sessions served at once for one client address.
@@ -36,6 +38,7 @@ impl SmtpParams {
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 50,
             max_errors: 10,
+            max_commands: 1000,
             max_connections: 256,
             max_connections_per_ip: 16,
             idle_timeout: Duration::from_secs(300),

@@ -49,6 +49,11 @@ pub const BUSY_FROM_HERE: Reply = reply(
     "4.7.0",
     "Too many connections from your address, please try again later",
 );
+pub const TOO_MANY_COMMANDS: Reply = reply(
+    421,
+    "4.7.0",
+    "Too many commands in one session, closing connection",
+);
 pub const TIMEOUT: Reply = reply(421, "4.4.2", "Idle for too long, closing connection");
 pub const SESSION_TOO_LONG: Reply =
     reply(421, "4.4.2", "Session lasted too long, closing connection");

@@ -172,6 +172,21 @@ async fn a_trickling_client_is_dropped(backend: Backend) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn a_session_has_a_command_budget(backend: Backend) -> anyhow::Result<()> {
+    let (_sink, gw, _, _) = gateway(backend, |c| c.smtp.max_commands = 5).await?;
+    let (mut c, _) = RawClient::connect(gw.smtp_addr()).await?;
+    for _ in 0..5 {
+        assert!(c.command("NOOP").await?.starts_with("250"));
+    }
+    let last = c.command("NOOP").await?;
+    assert!(
+        last.starts_with("421 4.7.0") && last.contains("Too many commands"),
+        "{last}"
+    );
+    assert!(c.is_closed().await);
+    Ok(())
+}
+
 async fn mail_loops_are_refused(backend: Backend) -> anyhow::Result<()> {
     let (_sink, gw, relay, bobs_copy) = gateway(backend, |_| {}).await?;
     // What Bob received, sent back to a relay address (an automatic forward).
@@ -204,5 +219,6 @@ both_backends!(
     starttls_can_be_turned_off,
     connections_per_address_are_limited,
     a_trickling_client_is_dropped,
+    a_session_has_a_command_budget,
     mail_loops_are_refused,
 );

@@ -79,6 +79,7 @@ pub struct Session<T> {
     helo: Option<String>,
     envelope: Envelope,
     errors: usize,
+    commands_seen: usize,
     out: Vec<u8>,
     /// STARTTLS is offered: an acceptor exists and the stream is not encrypted yet.
     offer_tls: bool,
@@ -108,6 +109,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             helo: None,
             envelope: Envelope::default(),
             errors: 0,
+            commands_seen: 0,
             out: Vec::with_capacity(512),
             offer_tls: false,
             secured: false,
@@ -240,6 +242,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     }
 
     async fn command(&mut self, request: Request<String>) -> Flow {
+        self.commands_seen += 1;
+        if self.commands_seen > self.params.max_commands {
+            self.say(&reply::TOO_MANY_COMMANDS);
+            return Flow::Close;
+        }
         match request {
             Request::Ehlo { host } => self.ehlo(host),
             Request::Helo { host } => self.helo(host),
