@@ -102,31 +102,27 @@ impl Router {
     /// Decides on a whole message and, if it is acceptable, stores it durably for
     /// each recipient before returning `250`.
     pub async fn accept(&self, tx: &Transaction<'_>, raw: &[u8]) -> Reply {
+        match self.decide(tx, raw).await {
+            Ok(reply) | Err(reply) => reply,
+        }
+    }
+
+    /// The steps of [`Router::accept`]; `Err` carries the refusal.
+    async fn decide(&self, tx: &Transaction<'_>, raw: &[u8]) -> Result<Reply, Reply> {
         let now = now_ms() / 1000;
-        let Some(message) = parse(raw, self.relay_domain(), tx.mail_from.is_empty(), now) else {
-            return reply::UNPARSEABLE;
-        };
+        let message = parse(raw, self.relay_domain(), tx.mail_from.is_empty(), now)
+            .ok_or(reply::UNPARSEABLE)?;
         if message.looped || message.hops > MAX_HOPS {
             tracing::info!(
                 hops = message.hops,
                 looped = message.looped,
                 "message refused: mail loop"
             );
-            return reply::LOOP;
+            return Err(reply::LOOP);
         }
-        let mut legs = Vec::with_capacity(tx.recipients.len());
-        for relay in tx.recipients {
-            match self.leg(relay).await {
-                Ok(Some(leg)) => legs.push(leg),
-                Ok(None) => return reply::RECIPIENT_GONE,
-                Err(e) => {
-                    tracing::error!(conversation_id = %relay.conversation_id, error = %e, "look-up failed");
-                    return reply::TRY_LATER;
-                }
-            }
-        }
+        let legs = self.legs(tx.recipients).await?;
         if let Some(kind) = self.not_to_relay(&message, &legs) {
-            return self.record(&legs, kind).await;
+            return Ok(self.record(&legs, kind).await);
         }
         // With checking on, only the From: address names the writer; the envelope
         // sender can be anyone's and is only evidence for SPF.
@@ -136,59 +132,9 @@ impl Router {
         } else {
             vec![tx.mail_from, from]
         };
-        let mut writing = Vec::with_capacity(legs.len());
-        for leg in legs {
-            match self.sender_is(&leg, &claimed).await {
-                Ok(Writer::Member) => writing.push(leg),
-                // Reply-all puts the writer's own relay address (the To: of what they
-                // received) among the recipients: that copy is simply not needed.
-                Ok(Writer::Reader) => {}
-                Ok(Writer::Stranger) => {
-                    tracing::info!(conversation_id = %leg.conversation_id, "reply refused: not from the member the address was given to");
-                    return reply::WRONG_SENDER;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "sender check failed");
-                    return reply::TRY_LATER;
-                }
-            }
-        }
-        if writing.is_empty() {
-            return reply::OWN_ADDRESS;
-        }
-        let verdict = self.auth.verify(tx.client, tx.mail_from, from, raw).await;
-        let refusal = match verdict {
-            Verdict::TempError => Some(reply::AUTH_TEMPORARY),
-            Verdict::Failed => Some(reply::SENDER_NOT_PROVEN),
-            Verdict::Unauthenticated
-                if !writing
-                    .iter()
-                    .all(|l| l.org.settings.accept_unauthenticated) =>
-            {
-                Some(reply::SENDER_UNAUTHENTICATED)
-            }
-            _ => None,
-        };
-        for leg in &writing {
-            tracing::info!(conversation_id = %leg.conversation_id, sender_auth = verdict.as_str(), "sender checked");
-        }
-        if let Some(refusal) = refusal {
-            return refusal;
-        }
-        for leg in &writing {
-            let refusal = match may_write(&self.store, &leg.org, &leg.writer, &leg.reader).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(Refusal::MessagingDisabled)) => reply::MESSAGING_DISABLED,
-                Ok(Err(Refusal::RecipientOptedOut)) => reply::RECIPIENT_OPTED_OUT,
-                Ok(Err(Refusal::Blocked)) => reply::NOT_DELIVERABLE,
-                Err(e) => {
-                    tracing::error!(error = %e, "policy check failed");
-                    reply::TRY_LATER
-                }
-            };
-            tracing::info!(conversation_id = %leg.conversation_id, code = refusal.code, "reply refused by the members' or organisation's choices");
-            return refusal;
-        }
+        let writing = self.writing(legs, &claimed).await?;
+        let verdict = self.prove(tx, from, raw, &writing).await?;
+        self.check_choices(&writing).await?;
         let submissions: Vec<Submission<'_>> = writing
             .iter()
             .map(|leg| Submission {
@@ -203,12 +149,95 @@ impl Router {
             })
             .collect();
         match self.submitter.submit_all(&submissions).await {
-            Ok(_) => reply::ACCEPTED,
+            Ok(_) => Ok(reply::ACCEPTED),
             Err(e) => {
                 tracing::error!(error = %e, "could not queue a reply");
-                reply::TRY_LATER
+                Err(reply::TRY_LATER)
             }
         }
+    }
+
+    /// The organisation and members behind each accepted recipient.
+    async fn legs(&self, recipients: &[RelayAddress]) -> Result<Vec<Leg>, Reply> {
+        let mut legs = Vec::with_capacity(recipients.len());
+        for relay in recipients {
+            match self.leg(relay).await {
+                Ok(Some(leg)) => legs.push(leg),
+                Ok(None) => return Err(reply::RECIPIENT_GONE),
+                Err(e) => {
+                    tracing::error!(conversation_id = %relay.conversation_id, error = %e, "look-up failed");
+                    return Err(reply::TRY_LATER);
+                }
+            }
+        }
+        Ok(legs)
+    }
+
+    /// The legs the writer may use: every recipient must be a relay address given to
+    /// them, except their own (reply-all puts it among the recipients: the To: of what
+    /// they received), which is simply not needed.
+    async fn writing(&self, legs: Vec<Leg>, claimed: &[&str]) -> Result<Vec<Leg>, Reply> {
+        let mut writing = Vec::with_capacity(legs.len());
+        for leg in legs {
+            match self.sender_is(&leg, claimed).await {
+                Ok(Writer::Member) => writing.push(leg),
+                Ok(Writer::Reader) => {}
+                Ok(Writer::Stranger) => {
+                    tracing::info!(conversation_id = %leg.conversation_id, "reply refused: not from the member the address was given to");
+                    return Err(reply::WRONG_SENDER);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "sender check failed");
+                    return Err(reply::TRY_LATER);
+                }
+            }
+        }
+        if writing.is_empty() {
+            return Err(reply::OWN_ADDRESS);
+        }
+        Ok(writing)
+    }
+
+    /// Proves the `From:` domain, or says why it is not proven.
+    async fn prove(
+        &self,
+        tx: &Transaction<'_>,
+        from: &str,
+        raw: &[u8],
+        writing: &[Leg],
+    ) -> Result<Verdict, Reply> {
+        let verdict = self.auth.verify(tx.client, tx.mail_from, from, raw).await;
+        for leg in writing {
+            tracing::info!(conversation_id = %leg.conversation_id, sender_auth = verdict.as_str(), "sender checked");
+        }
+        let accepts_unproven = writing
+            .iter()
+            .all(|l| l.org.settings.accept_unauthenticated);
+        match verdict {
+            Verdict::TempError => Err(reply::AUTH_TEMPORARY),
+            Verdict::Failed => Err(reply::SENDER_NOT_PROVEN),
+            Verdict::Unauthenticated if !accepts_unproven => Err(reply::SENDER_UNAUTHENTICATED),
+            _ => Ok(verdict),
+        }
+    }
+
+    /// The organisation's and the readers' choices: messaging on, no opt-out, no block.
+    async fn check_choices(&self, writing: &[Leg]) -> Result<(), Reply> {
+        for leg in writing {
+            let refusal = match may_write(&self.store, &leg.org, &leg.writer, &leg.reader).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(Refusal::MessagingDisabled)) => reply::MESSAGING_DISABLED,
+                Ok(Err(Refusal::RecipientOptedOut)) => reply::RECIPIENT_OPTED_OUT,
+                Ok(Err(Refusal::Blocked)) => reply::NOT_DELIVERABLE,
+                Err(e) => {
+                    tracing::error!(error = %e, "policy check failed");
+                    reply::TRY_LATER
+                }
+            };
+            tracing::info!(conversation_id = %leg.conversation_id, code = refusal.code, "reply refused by the members' or organisation's choices");
+            return Err(refusal);
+        }
+        Ok(())
     }
 
     /// The kind of machine-written mail that is recorded instead of relayed.
