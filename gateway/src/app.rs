@@ -184,6 +184,7 @@ fn smtp_params(config: &Config) -> SmtpParams {
     params.max_connections_per_ip = smtp.max_connections_per_ip;
     params.max_errors = smtp.max_errors;
     params.max_commands = smtp.max_commands;
+    params.max_line_length = smtp.max_line_length.clamp(512, 4096);
     params.idle_timeout = Duration::from_secs(smtp.idle_timeout_secs);
     params.session_timeout = Duration::from_secs(smtp.session_timeout_secs);
     params

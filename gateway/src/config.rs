@@ -103,6 +103,8 @@ pub struct SmtpConfig {
     pub max_errors: usize,
     /// Commands in one session before the client is disconnected.
     pub max_commands: usize,
+    /// Longest command line in bytes (RFC 5321: at least 512; at most 4096 here).
+    pub max_line_length: usize,
     /// Seconds of client silence before disconnecting.
     pub idle_timeout_secs: u64,
     /// Longest session, in seconds.
@@ -182,6 +184,7 @@ impl Default for SmtpConfig {
             tls_key_file: None,
             max_connections_per_ip: 16,
             max_commands: 1000,
+            max_line_length: 2048,
         }
     }
 }
@@ -230,6 +233,7 @@ pub const KEYS: &[&str] = &[
     "smtp.tls_key_file",
     "smtp.max_connections_per_ip",
     "smtp.max_commands",
+    "smtp.max_line_length",
     "dns.nameservers",
     "http.public_url",
 ];

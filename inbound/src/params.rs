@@ -17,6 +17,8 @@ pub struct SmtpParams {
     pub max_errors: usize,
     /// Commands a client may send in one session.
     pub max_commands: usize,
+    /// Longest command line, in bytes including CRLF (smtp-proto stops at 4096).
+    pub max_line_length: usize,
     /// Sessions served at once.
     pub max_connections: usize,
     /// Sessions served at once for one client address.
@@ -39,6 +41,7 @@ impl SmtpParams {
             max_recipients: 50,
             max_errors: 10,
             max_commands: 1000,
+            max_line_length: 2048,
             max_connections: 256,
             max_connections_per_ip: 16,
             idle_timeout: Duration::from_secs(300),

@@ -187,6 +187,22 @@ async fn a_session_has_a_command_budget(backend: Backend) -> anyhow::Result<()> 
     Ok(())
 }
 
+async fn overlong_command_lines_end_the_session(backend: Backend) -> anyhow::Result<()> {
+    let (_sink, gw, _, _) = gateway(backend, |c| c.smtp.max_line_length = 600).await?;
+    let (mut c, _) = RawClient::connect(gw.smtp_addr()).await?;
+    let fits = c.command(&format!("NOOP {}", "x".repeat(580))).await?;
+    assert!(fits.starts_with("250"), "{fits}");
+    let long = c.command(&format!("NOOP {}", "x".repeat(700))).await?;
+    assert!(long.starts_with("500 5.5.2"), "{long}");
+    assert!(c.is_closed().await);
+    // The same without a line end: the session does not wait for one forever.
+    let (mut c, _) = RawClient::connect(gw.smtp_addr()).await?;
+    c.send(&"y".repeat(700)).await?;
+    assert!(c.reply().await?.starts_with("500 5.5.2"));
+    assert!(c.is_closed().await);
+    Ok(())
+}
+
 async fn mail_loops_are_refused(backend: Backend) -> anyhow::Result<()> {
     let (_sink, gw, relay, bobs_copy) = gateway(backend, |_| {}).await?;
     // What Bob received, sent back to a relay address (an automatic forward).
@@ -220,5 +236,6 @@ both_backends!(
     connections_per_address_are_limited,
     a_trickling_client_is_dropped,
     a_session_has_a_command_budget,
+    overlong_command_lines_end_the_session,
     mail_loops_are_refused,
 );

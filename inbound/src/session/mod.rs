@@ -80,6 +80,8 @@ pub struct Session<T> {
     envelope: Envelope,
     errors: usize,
     commands_seen: usize,
+    /// Bytes of the command line being received so far.
+    partial_line: usize,
     out: Vec<u8>,
     /// STARTTLS is offered: an acceptor exists and the stream is not encrypted yet.
     offer_tls: bool,
@@ -110,6 +112,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             envelope: Envelope::default(),
             errors: 0,
             commands_seen: 0,
+            partial_line: 0,
             out: Vec::with_capacity(512),
             offer_tls: false,
             secured: false,
@@ -190,9 +193,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         let mut iter = bytes.iter();
         loop {
             match &mut self.state {
-                State::Command => match self.commands.ingest(&mut iter) {
-                    Ok(request) => {
-                        let request = request.into_owned();
+                State::Command => match self.ingest_command(&mut iter) {
+                    Ok(None) => return Flow::Close,
+                    Ok(Some(request)) => {
                         match self.command(request).await {
                             Flow::Continue => {}
                             // Whatever the client pipelined after STARTTLS is dropped
@@ -239,6 +242,31 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                 }
             }
         }
+    }
+
+    /// The next command, after checking the length of the line it came on (and of
+    /// the line still being received); `None` once a line is too long, which ends
+    /// the session: a client that sends such lines is not speaking SMTP.
+    fn ingest_command(
+        &mut self,
+        iter: &mut std::slice::Iter<'_, u8>,
+    ) -> Result<Option<Request<String>>, ProtoError> {
+        let before = iter.as_slice();
+        let result = self.commands.ingest(iter).map(|r| r.into_owned());
+        let consumed = &before[..before.len() - iter.as_slice().len()];
+        let mut segments = consumed.split(|&b| b == b'\n');
+        let first = segments.next().map_or(0, <[u8]>::len);
+        let (line, pending) = match segments.next_back() {
+            // A line ended here: it was what was pending plus the first segment.
+            Some(last) => (self.partial_line + first + 1, last.len()),
+            None => (0, self.partial_line + first),
+        };
+        self.partial_line = pending;
+        if line > self.params.max_line_length || pending > self.params.max_line_length {
+            self.say(&reply::LINE_TOO_LONG);
+            return Ok(None);
+        }
+        result.map(Some)
     }
 
     async fn command(&mut self, request: Request<String>) -> Flow {
