@@ -38,6 +38,11 @@ fn reply(from: &str, to: &str) -> String {
     format!("From: {from}\r\nTo: {to}\r\nSubject: Re: Hello\r\n\r\nhello again\r\n")
 }
 
+/// Sends a reply from `from` to `relay`; "accepted" or the refusal.
+async fn answer(gw: &TestGateway, from: &str, relay: &str) -> String {
+    smtp_refusal(send_mail(gw.smtp_addr(), from, relay, reply(from, relay).as_bytes()).await)
+}
+
 /// The URL after `label` in a footer.
 fn link(footer: &str, label: &str) -> String {
     footer
@@ -61,15 +66,7 @@ async fn organisation_can_turn_member_messaging_off(backend: Backend) -> anyhow:
         (403, "messaging_disabled"),
         "{body}"
     );
-    let refusal = smtp_refusal(
-        send_mail(
-            gw.smtp_addr(),
-            BOB,
-            &alice_relay,
-            reply(BOB, &alice_relay).as_bytes(),
-        )
-        .await,
-    );
+    let refusal = answer(&gw, BOB, &alice_relay).await;
     assert!(
         refusal.starts_with("550") && refusal.contains("turned off messages between its members"),
         "{refusal}"
@@ -109,15 +106,7 @@ async fn a_blocked_member_is_told_only_that_delivery_failed(
         "{body}"
     );
     assert!(!body.to_string().contains("block"), "{body}");
-    let refusal = smtp_refusal(
-        send_mail(
-            gw.smtp_addr(),
-            ALICE,
-            &bob_relay,
-            reply(ALICE, &bob_relay).as_bytes(),
-        )
-        .await,
-    );
+    let refusal = answer(&gw, ALICE, &bob_relay).await;
     assert!(
         refusal.starts_with("550") && refusal.contains("could not be delivered"),
         "{refusal}"

@@ -4,12 +4,13 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use maskrelay_schema::members::{Member, MemberStatus};
+use maskrelay_schema::members::Member;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::AuthOrg;
 use super::error::ApiError;
+use super::members::live_member;
 
 /// Blocks `other` for `id`: 204, also when already blocked.
 pub async fn put(
@@ -43,7 +44,7 @@ pub async fn list(
     AuthOrg(org): AuthOrg,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let member = existing(&state, &org.id, &id, "id").await?;
+    let member = live_member(&state, &org.id, &id, "id").await?;
     let blocked = state.store.blocked_by(&member.id).await?;
     Ok(Json(json!({ "blocked": blocked })))
 }
@@ -61,19 +62,7 @@ async fn pair(
         ));
     }
     Ok((
-        existing(state, org_id, id, "id").await?,
-        existing(state, org_id, other, "other").await?,
+        live_member(state, org_id, id, "id").await?,
+        live_member(state, org_id, other, "other").await?,
     ))
-}
-
-async fn existing(
-    state: &AppState,
-    org_id: &str,
-    id: &str,
-    field: &str,
-) -> Result<Member, ApiError> {
-    match state.store.member_by_external_id(org_id, id).await? {
-        Some(m) if m.status != MemberStatus::Erased => Ok(m),
-        _ => Err(ApiError::unknown_member(id, field)),
-    }
 }

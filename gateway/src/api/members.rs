@@ -133,3 +133,19 @@ fn render(member: &Member) -> Value {
         "updated_at": member.updated_at,
     })
 }
+
+/// The member with directory id `id`, unless there is none or it was erased.
+///
+/// # Errors
+/// 404 naming `field`.
+pub(super) async fn live_member(
+    state: &AppState,
+    org_id: &str,
+    id: &str,
+    field: &str,
+) -> Result<Member, ApiError> {
+    match state.store.member_by_external_id(org_id, id).await? {
+        Some(m) if m.status != MemberStatus::Erased && m.email.is_some() => Ok(m),
+        _ => Err(ApiError::unknown_member(id, field)),
+    }
+}

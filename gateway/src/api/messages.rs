@@ -20,6 +20,7 @@ use super::AppState;
 use super::auth::AuthOrg;
 use super::body::{self, check_line};
 use super::error::ApiError;
+use super::members::live_member;
 
 const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
@@ -51,8 +52,8 @@ pub async fn post(
             "a member cannot write to themselves",
         ));
     }
-    let sender = reachable_member(&state, &org.id, from_id, "from").await?;
-    let recipient = reachable_member(&state, &org.id, to_id, "to").await?;
+    let sender = live_member(&state, &org.id, from_id, "from").await?;
+    let recipient = live_member(&state, &org.id, to_id, "to").await?;
     if sender.status != MemberStatus::Active {
         return Err(ApiError::forbidden(
             "inactive_member",
@@ -223,16 +224,4 @@ async fn replay(
     }
     let body: Value = serde_json::from_str(&recorded.response).map_err(ApiError::internal)?;
     Ok(Some((StatusCode::ACCEPTED, Json(body))))
-}
-
-async fn reachable_member(
-    state: &AppState,
-    org_id: &str,
-    id: &str,
-    field: &str,
-) -> Result<Member, ApiError> {
-    match state.store.member_by_external_id(org_id, id).await? {
-        Some(m) if m.status != MemberStatus::Erased && m.email.is_some() => Ok(m),
-        _ => Err(ApiError::unknown_member(id, field)),
-    }
 }
