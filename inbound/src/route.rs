@@ -132,7 +132,7 @@ impl Router {
         } else {
             vec![tx.mail_from, from]
         };
-        let writing = self.writing(legs, &claimed).await?;
+        let writing = Self::writing(legs, &claimed)?;
         let verdict = self.prove(tx, from, raw, &writing).await?;
         self.check_choices(&writing).await?;
         let submissions: Vec<Submission<'_>> = writing
@@ -176,19 +176,15 @@ impl Router {
     /// The legs the writer may use: every recipient must be a relay address given to
     /// them, except their own (reply-all puts it among the recipients: the To: of what
     /// they received), which is simply not needed.
-    async fn writing(&self, legs: Vec<Leg>, claimed: &[&str]) -> Result<Vec<Leg>, Reply> {
+    fn writing(legs: Vec<Leg>, claimed: &[&str]) -> Result<Vec<Leg>, Reply> {
         let mut writing = Vec::with_capacity(legs.len());
         for leg in legs {
-            match self.sender_is(&leg, claimed).await {
-                Ok(Writer::Member) => writing.push(leg),
-                Ok(Writer::Reader) => {}
-                Ok(Writer::Stranger) => {
+            match Self::sender_is(&leg, claimed) {
+                Writer::Member => writing.push(leg),
+                Writer::Reader => {}
+                Writer::Stranger => {
                     tracing::info!(conversation_id = %leg.conversation_id, "reply refused: not from the member the address was given to");
                     return Err(reply::WRONG_SENDER);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "sender check failed");
-                    return Err(reply::TRY_LATER);
                 }
             }
         }
@@ -265,31 +261,17 @@ impl Router {
         reply::RECORDED_NOT_RELAYED
     }
 
-    /// Who wrote, judged by the `claimed` addresses.
-    async fn sender_is(
-        &self,
-        leg: &Leg,
-        claimed: &[&str],
-    ) -> Result<Writer, maskrelay_schema::StoreError> {
-        let mut reader = false;
-        for address in claimed.iter().filter(|a| !a.is_empty()) {
-            if self
-                .store
-                .member_has_address(&leg.writer.id, address)
-                .await?
-            {
-                return Ok(Writer::Member);
-            }
-            reader |= self
-                .store
-                .member_has_address(&leg.reader.id, address)
-                .await?;
-        }
-        Ok(if reader {
+    /// Who wrote, judged by the `claimed` addresses (the leg's members were loaded
+    /// with all their addresses, so no look-up is needed).
+    fn sender_is(leg: &Leg, claimed: &[&str]) -> Writer {
+        let claimed = || claimed.iter().filter(|a| !a.is_empty());
+        if claimed().any(|a| leg.writer.has_address(a)) {
+            Writer::Member
+        } else if claimed().any(|a| leg.reader.has_address(a)) {
             Writer::Reader
         } else {
             Writer::Stranger
-        })
+        }
     }
 
     /// The organisation and members behind a relay address; `None` if either member
