@@ -63,21 +63,25 @@ impl Scrubber {
 
     /// Plain text (a text part, a subject, a file name) with addresses replaced.
     pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut edits = Edits::default();
-        self.edit(&View::plain(text, 0).percent_decoded(), &mut edits);
-        apply(text, edits)
+        in_pieces(text, false, |piece| {
+            let mut edits = Edits::default();
+            self.edit(&View::plain(piece, 0).percent_decoded(), &mut edits);
+            apply(piece, edits)
+        })
     }
 
     /// HTML with addresses replaced in its text and in every attribute value, and
     /// anywhere else they are written out literally: `<bob@example.com>` in HTML is
     /// an unknown tag to a browser, but the bytes still carry the address.
     pub fn html<'a>(&self, html: &'a str) -> Cow<'a, str> {
-        let mut edits = Edits::default();
-        let literal = View::plain(html, 0).percent_decoded();
-        for view in html::views(html).into_iter().chain([literal]) {
-            self.edit(&view, &mut edits);
-        }
-        apply(html, edits)
+        in_pieces(html, true, |piece| {
+            let mut edits = Edits::default();
+            for view in html::views(piece) {
+                self.edit(&view, &mut edits);
+            }
+            self.edit(&View::plain(piece, 0).percent_decoded(), &mut edits);
+            apply(piece, edits)
+        })
     }
 
     /// Whether `text` still holds a known address or, with `remove_foreign`, any
@@ -97,11 +101,14 @@ impl Scrubber {
         if !self.remove_foreign {
             return;
         }
+        // Both kinds of match hold exactly one `@`: they overlap only if they share it.
+        let known_ats: std::collections::HashSet<usize> = known
+            .iter()
+            .filter_map(|(r, _)| (r.start..r.end).find(|&i| folded[i] == '@'))
+            .collect();
         for range in address::find(&folded) {
-            let overlaps = known
-                .iter()
-                .any(|(k, _)| k.start < range.end && range.start < k.end);
-            if !overlaps && !self.is_relay(&folded[range.clone()]) {
+            let shared = (range.start..range.end).any(|i| known_ats.contains(&i));
+            if !shared && !self.is_relay(&folded[range.clone()]) {
                 edits.replace(view, range, REMOVED);
             }
         }
@@ -119,7 +126,8 @@ impl Scrubber {
                     continue;
                 };
                 let end = start + needle.len();
-                let taken = found.iter().any(|(r, _)| r.start < end && start < r.end);
+                // Matches come in order of their `@`; only the last can reach this one.
+                let taken = found.last().is_some_and(|(r, _)| start < r.end);
                 if !taken && folded.get(start..end) == Some(needle.as_slice()) {
                     found.push((start..end, replacement));
                     break;
@@ -135,6 +143,48 @@ impl Scrubber {
         };
         address[at + 1..] == self.folded_domain[..]
     }
+}
+
+/// Parts longer than this are scrubbed a piece at a time, so that the decoded views
+/// (tens of bytes per character) stay small whatever the size of a part.
+const PIECE: usize = 64 * 1024;
+
+/// Runs `scrub` over `text` in pieces of about [`PIECE`] bytes, cut at whitespace,
+/// which no address contains, and in HTML only outside tags, so that no address and
+/// no tag is cut in two.
+fn in_pieces<'a>(
+    text: &'a str,
+    html: bool,
+    scrub: impl Fn(&'a str) -> Cow<'a, str>,
+) -> Cow<'a, str> {
+    if text.len() <= PIECE {
+        return scrub(text);
+    }
+    let bytes = text.as_bytes();
+    let mut pieces = Vec::new();
+    let (mut start, mut in_tag) = (0, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'<' if html
+                && bytes
+                    .get(i + 1)
+                    .is_some_and(|n| n.is_ascii_alphabetic() || b"/!?".contains(n)) =>
+            {
+                in_tag = true;
+            }
+            b'>' => in_tag = false,
+            b' ' | b'\t' | b'\r' | b'\n' if !in_tag && i + 1 - start >= PIECE => {
+                pieces.push(scrub(&text[start..=i]));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    pieces.push(scrub(&text[start..]));
+    if pieces.iter().all(|p| matches!(p, Cow::Borrowed(_))) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(pieces.concat())
 }
 
 fn apply(source: &str, edits: Edits) -> Cow<'_, str> {
@@ -219,6 +269,25 @@ mod tests {
             out,
             "To: Alice <aaaa@relay.test>, Carol <[address removed]><br>"
         );
+    }
+
+    #[test]
+    fn long_parts_are_scrubbed_in_pieces_without_missing_an_address() {
+        let s = scrubber(true);
+        let mut html = String::new();
+        let mut expected = String::new();
+        for i in 0..20_000 {
+            html.push_str(&format!(
+                "<p title=\"x{i}\">mail BOB@example.com or c{i}@x.example</p>\n"
+            ));
+            expected.push_str(&format!(
+                "<p title=\"x{i}\">mail bbbb@relay.test or [address removed]</p>\n"
+            ));
+        }
+        assert!(html.len() > 10 * PIECE);
+        assert_eq!(s.html(&html), expected);
+        let text = html.replace("<p", "").replace("</p>", "");
+        assert!(!s.finds_any(&s.text(&text)));
     }
 
     #[test]
