@@ -147,13 +147,8 @@ impl Part {
     fn relink_content_ids(&mut self, renamed: &[(String, String)]) {
         match &mut self.content {
             Content::Text(html) if self.content_type == "text/html" => {
-                for (old, new) in renamed {
-                    for scheme in ["cid:", "CID:", "Cid:"] {
-                        let from = format!("{scheme}{old}");
-                        if html.contains(&from) {
-                            *html = html.replace(&from, &format!("cid:{new}"));
-                        }
-                    }
+                if let Some(relinked) = relink(html, renamed) {
+                    *html = relinked;
                 }
             }
             Content::Message(nested) => nested.root.relink_content_ids(renamed),
@@ -177,6 +172,40 @@ impl Part {
             _ => None,
         }
     }
+}
+
+/// `html` with every `cid:` link to a renamed id pointing at its new name, in one
+/// pass; `None` if no link changed.
+fn relink(html: &str, renamed: &[(String, String)]) -> Option<String> {
+    let names: std::collections::HashMap<&str, &str> = renamed
+        .iter()
+        .map(|(old, new)| (old.as_str(), new.as_str()))
+        .collect();
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    let mut changed = false;
+    while let Some(at) = rest
+        .as_bytes()
+        .windows(4)
+        .position(|w| w.eq_ignore_ascii_case(b"cid:"))
+    {
+        let after = &rest[at + 4..];
+        let end = after
+            .find(|c: char| c.is_whitespace() || "\"'<>()".contains(c))
+            .unwrap_or(after.len());
+        out.push_str(&rest[..at]);
+        match names.get(&after[..end]) {
+            Some(new) => {
+                out.push_str("cid:");
+                out.push_str(new);
+                changed = true;
+            }
+            None => out.push_str(&rest[at..at + 4 + end]),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    changed.then_some(out)
 }
 
 impl Nested {
@@ -241,6 +270,48 @@ impl Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cid_links_follow_renamed_content_ids() {
+        let renamed = vec![("a@x".to_owned(), "part1@relay".to_owned())];
+        let html = r#"<img src="cid:a@x"><img src='CID:a@x'><img src="cid:other">cid:a@xy"#;
+        assert_eq!(
+            relink(html, &renamed).as_deref(),
+            Some(
+                r#"<img src="cid:part1@relay"><img src='cid:part1@relay'><img src="cid:other">cid:a@xy"#
+            )
+        );
+        assert_eq!(relink("<p>no links</p>", &renamed), None);
+    }
+
+    #[test]
+    fn content_ids_are_renamed_and_html_follows() {
+        let mut image = Part::text("plain", "");
+        image.content_type = "image/png".into();
+        image.content = Content::Binary(vec![1, 2, 3]);
+        image.content_id = Some("img1.0605@bob.example".into());
+        let html = Part::text("html", "<img src=\"cid:img1.0605@bob.example\">");
+        let mut body = Body {
+            subject: "s".into(),
+            date: None,
+            language: None,
+            root: Part::multipart("related", vec![html, image]),
+        };
+        body.scrub(&Scrubber::new("relay.test", false));
+        let Content::Multipart(parts) = &body.root.content else {
+            panic!("{body:?}");
+        };
+        let cid = parts[1].content_id.clone().unwrap_or_default();
+        assert!(
+            cid.starts_with("part1.") && cid.ends_with("@relay.test"),
+            "{cid}"
+        );
+        assert_eq!(
+            parts[0].content,
+            Content::Text(format!("<img src=\"cid:{cid}\">"))
+        );
+        assert!(!format!("{body:?}").contains("bob.example"));
+    }
 
     #[test]
     fn main_text_skips_attachments_and_forwarded_messages() {
