@@ -137,14 +137,12 @@ impl Submitter {
         &self,
         all: &[Submission<'_>],
     ) -> Result<Vec<Submitted>, OutboundError> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let mut done = Vec::with_capacity(all.len());
         for s in all {
             done.push(self.submit_in(&mut tx, s).await?);
         }
-        tx.commit()
-            .await
-            .map_err(maskrelay_schema::StoreError::from)?;
+        tx.commit().await?;
         for submitted in &done {
             tracing::info!(
                 conversation_id = %submitted.conversation_id,

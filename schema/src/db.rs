@@ -129,14 +129,6 @@ impl Store {
         &self.crypto
     }
 
-    /// Starts a transaction.
-    ///
-    /// # Errors
-    /// [`StoreError::Database`] if no connection is available.
-    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(self.pool.begin().await?)
-    }
-
     /// Checks that the database answers.
     ///
     /// # Errors

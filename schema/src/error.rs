@@ -9,6 +9,10 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 
+    /// `COMMIT` did not succeed: nothing of the transaction is stored.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
+
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`db`]: connecting (one `Any` pool for both databases) and migrating.
+//! - [`write`]: the write transaction behind every acknowledgement (committed, or
+//!   its connection closed).
 //! - [`crypto`]: AES-256-GCM for personal data, a keyed HMAC blind index for look-ups.
 //! - [`ids`]: ids, relay tokens, API keys, the clock.
 //! - [`orgs`], [`members`]: the directory.
@@ -31,7 +33,9 @@ pub mod messages;
 pub mod metadata;
 pub mod orgs;
 pub mod queue;
+pub mod write;
 
 pub use crypto::{Crypto, SecretKey};
 pub use db::{Backend, Store};
 pub use error::{Result, StoreError};
+pub use write::WriteTx;

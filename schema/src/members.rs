@@ -132,7 +132,7 @@ impl Store {
         let attrs_enc = c.encrypt(ATTRIBUTES, input.attributes.to_string().as_bytes())?;
         let index = c.email_index(&input.email);
         let new = new_id();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // One statement for both cases keeps concurrent PUTs of the same id safe.
         let row = sqlx::query(
             "INSERT INTO members (id, org_id, external_id, status, email_index, email_enc, \
@@ -247,7 +247,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`] if a write fails; nothing is changed then.
     pub async fn erase_member(&self, org_id: &str, external_id: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let now = now_ms();
         let row = sqlx::query(
             "UPDATE members SET status = 'erased', email_index = NULL, email_enc = NULL, \
@@ -260,6 +260,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
+            tx.rollback().await;
             return Ok(false);
         };
         let id: String = row.try_get("id")?;
