@@ -26,6 +26,11 @@ pub struct Config {
     pub secret_key_file: Option<PathBuf>,
     /// Log filter (`info`, `debug`, `maskrelay_inbound=debug`…); `RUST_LOG` also works.
     pub log: String,
+    /// This instance's name in the delivery queue's claims: on start it takes back
+    /// what it had claimed before a crash. Default: the host name. Instances sharing
+    /// a database need different ids, and one instance must keep its id across
+    /// restarts.
+    pub instance_id: Option<String>,
     /// The HTTP API.
     pub http: HttpConfig,
     /// The SMTP listener.
@@ -139,6 +144,9 @@ pub struct OutboundConfig {
     pub give_up_after_hours: u64,
     /// Seconds between sweeps that wipe content kept past an organisation's retention.
     pub retention_sweep_secs: u64,
+    /// Seconds a claimed delivery is reserved for this instance; renewed while the
+    /// delivery is in progress, so a crashed instance's claims free up this soon.
+    pub lease_secs: u64,
 }
 
 impl Default for Config {
@@ -149,6 +157,7 @@ impl Default for Config {
             secret_key: None,
             secret_key_file: None,
             log: "info".into(),
+            instance_id: None,
             http: HttpConfig::default(),
             smtp: SmtpConfig::default(),
             outbound: OutboundConfig::default(),
@@ -199,6 +208,7 @@ impl Default for OutboundConfig {
             first_retry_secs: 60,
             give_up_after_hours: 48,
             retention_sweep_secs: 300,
+            lease_secs: 60,
         }
     }
 }
@@ -236,6 +246,8 @@ pub const KEYS: &[&str] = &[
     "smtp.max_line_length",
     "dns.nameservers",
     "http.public_url",
+    "instance_id",
+    "outbound.lease_secs",
 ];
 
 /// The environment variable of a key.
@@ -244,6 +256,22 @@ pub fn env_name(key: &str) -> String {
 }
 
 impl Config {
+    /// The instance id: the configured one, or the host name.
+    pub fn instance_id(&self) -> String {
+        match &self.instance_id {
+            Some(id) => id.clone(),
+            None => {
+                let uname = rustix::system::uname();
+                let host = uname.nodename().to_string_lossy();
+                if host.is_empty() {
+                    "maskrelay".into()
+                } else {
+                    host.into_owned()
+                }
+            }
+        }
+    }
+
     /// Reads the file (if given), applies environment overrides, and checks the result.
     ///
     /// # Errors
@@ -283,6 +311,11 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("outbound.smarthost: {e}"))?;
         }
         self.dns.nameservers()?;
+        if let Some(id) = &self.instance_id
+            && (id.is_empty() || id.len() > 64 || id.chars().any(char::is_control))
+        {
+            bail!("instance_id must be 1 to 64 printable characters");
+        }
         maskrelay_schema::Backend::from_url(&self.database_url)
             .map_err(|e| anyhow::anyhow!("database_url: {e}"))?;
         Ok(())
@@ -387,6 +420,7 @@ mod tests {
         let table = toml::Table::try_from(Config {
             secret_key: Some(String::new()),
             secret_key_file: Some(PathBuf::new()),
+            instance_id: Some(String::new()),
             http: HttpConfig {
                 public_url: Some(String::new()),
                 ..HttpConfig::default()

@@ -10,6 +10,7 @@
 //! - [`submit`]: the single transaction that stores a message and its delivery
 //!   before the HTTP API or the SMTP listener acknowledges it.
 //! - [`worker`]: claims due deliveries under a lease and records each outcome.
+//! - [`record`]: writes how an attempt ended, retrying while the database fails.
 //! - [`retry`]: the pure retry schedule.
 //! - [`janitor`]: wipes content kept past an organisation's retention.
 //! - [`transport`]: where mail goes — [`smarthost`] or [`capture`] folder.
@@ -24,6 +25,7 @@ pub mod content;
 pub mod error;
 pub mod janitor;
 pub mod policy;
+pub mod record;
 pub mod retry;
 pub mod scrub;
 pub mod smarthost;

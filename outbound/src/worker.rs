@@ -2,11 +2,15 @@
 //! records how each attempt ended.
 //!
 //! It wakes when a message is submitted in this process and polls otherwise, so that
-//! several instances sharing PostgreSQL all see each other's work. On shutdown it
-//! stops claiming and waits for the deliveries in flight; anything claimed but not
+//! several instances sharing PostgreSQL all see each other's work. Claims carry the
+//! instance id and a short lease, renewed while a delivery is in progress; at start
+//! the worker takes back the claims its instance held before a crash, so they are
+//! delivered at once rather than when their leases run out. On shutdown it stops
+//! claiming and waits for the deliveries in flight; anything claimed but not
 //! finished is claimed again once its lease expires.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use maskrelay_schema::Store;
@@ -18,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::error::DeliveryError;
+use crate::record::Outcome;
 use crate::retry::{NextStep, RetryPolicy};
 use crate::transport::{Envelope, Transport};
 
@@ -28,9 +33,13 @@ pub struct WorkerConfig {
     pub transport: Option<Transport>,
     /// Name used in EHLO, and domain of the envelope sender.
     pub relay_domain: String,
+    /// This instance's name in the queue's claims; unique among instances sharing a
+    /// database, and the same across restarts of one instance.
+    pub instance_id: String,
     /// How often to look for due deliveries when nothing wakes the worker.
     pub poll_interval: Duration,
-    /// How long a claimed delivery is reserved for this worker.
+    /// How long a claimed delivery is reserved for this worker; renewed every third
+    /// of it while the delivery is in progress.
     pub lease: Duration,
     /// Deliveries in flight at once.
     pub concurrency: usize,
@@ -46,8 +55,9 @@ impl WorkerConfig {
         Self {
             transport,
             relay_domain: relay_domain.into(),
+            instance_id: "maskrelay".into(),
             poll_interval: Duration::from_secs(5),
-            lease: Duration::from_secs(15 * 60),
+            lease: Duration::from_secs(60),
             concurrency: 8,
             command_timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
@@ -70,10 +80,23 @@ pub async fn run(
         shutdown.cancelled().await;
         return;
     };
+    match store.release_claims(&config.instance_id).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            released = n,
+            "took back deliveries this instance had claimed before it stopped"
+        ),
+        Err(e) => tracing::error!(
+            error = %e,
+            "could not take back earlier claims; they are retried when their leases expire"
+        ),
+    }
     let ctx = Arc::new(Context {
         store,
         transport,
         config,
+        in_flight: Mutex::default(),
+        shutdown: shutdown.clone(),
     });
     let slots = Arc::new(Semaphore::new(ctx.config.concurrency.max(1)));
     let mut in_flight = JoinSet::new();
@@ -129,6 +152,11 @@ struct Context {
     store: Store,
     transport: Transport,
     config: WorkerConfig,
+    /// Deliveries this process is working on, so that a claim renewed by a later
+    /// look at the queue (after a lease ran out while the database was failing) is
+    /// not handed out twice here.
+    in_flight: Mutex<HashSet<String>>,
+    shutdown: CancellationToken,
 }
 
 impl Context {
@@ -136,62 +164,90 @@ impl Context {
         &self,
         limit: i64,
     ) -> Result<Vec<ClaimedDelivery>, maskrelay_schema::StoreError> {
-        let lease = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
-        let (claimed, unreadable) = self.store.claim_due(lease, limit).await?;
+        let (claimed, unreadable) = self
+            .store
+            .claim_due(&self.config.instance_id, self.lease_ms(), limit)
+            .await?;
         for bad in unreadable {
             tracing::error!(delivery_id = %bad.id, error = %bad.error, "delivery cannot be read; failing it");
             self.store
                 .mark_failed(&bad.id, "stored delivery could not be decrypted")
                 .await?;
         }
-        Ok(claimed)
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(claimed
+            .into_iter()
+            .filter(|d| in_flight.insert(d.id.clone()))
+            .collect())
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX)
     }
 
     async fn attempt(&self, d: ClaimedDelivery) {
-        let mail_from = format!("bounces@{}", self.config.relay_domain);
-        let envelope = Envelope {
-            delivery_id: &d.id,
-            mail_from: &mail_from,
-            rcpt_to: &d.recipient,
-        };
-        let outcome = self
-            .transport
-            .deliver(
-                &self.config.relay_domain,
-                &envelope,
-                &d.content,
-                self.config.command_timeout,
-            )
-            .await;
-        let recorded = match outcome {
+        let outcome = match self.deliver_renewing(&d).await {
             Ok(()) => {
                 tracing::info!(attempt = d.attempts + 1, "delivered");
-                self.store.mark_sent(&d.id).await
+                Outcome::Sent
             }
             Err(DeliveryError::Permanent(reason)) => {
                 tracing::warn!(%reason, attempt = d.attempts + 1, "delivery failed permanently");
-                self.store.mark_failed(&d.id, &reason).await
+                Outcome::Failed(reason)
             }
             Err(DeliveryError::Temporary(reason)) => {
                 let failures = d.attempts + 1;
                 match self.config.retry.next_step(failures, d.queued_at, now_ms()) {
                     NextStep::RetryAt(at) => {
                         tracing::info!(%reason, attempt = failures, retry_in_ms = at - now_ms(), "delivery deferred");
-                        self.store.mark_retry(&d.id, at, &reason).await
+                        Outcome::Retry { at, reason }
                     }
                     NextStep::GiveUp => {
                         tracing::warn!(%reason, attempt = failures, "delivery expired");
-                        self.store
-                            .mark_failed(&d.id, &format!("expired after retries: {reason}"))
-                            .await
+                        Outcome::Failed(format!("expired after retries: {reason}"))
                     }
                 }
             }
         };
-        if let Err(e) = recorded {
-            // The lease will expire and the delivery will be tried again: a duplicate is
-            // possible, a loss is not.
-            tracing::error!(error = %e, "could not record the delivery outcome");
+        outcome
+            .record(&self.store, &d.id, &self.shutdown, self.config.lease)
+            .await;
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&d.id);
+    }
+
+    /// Hands the delivery to the transport, renewing its lease every third of it for
+    /// as long as the transport takes.
+    async fn deliver_renewing(&self, d: &ClaimedDelivery) -> Result<(), DeliveryError> {
+        let mail_from = format!("bounces@{}", self.config.relay_domain);
+        let envelope = Envelope {
+            delivery_id: &d.id,
+            mail_from: &mail_from,
+            rcpt_to: &d.recipient,
+        };
+        let deliver = self.transport.deliver(
+            &self.config.relay_domain,
+            &envelope,
+            &d.content,
+            self.config.command_timeout,
+        );
+        tokio::pin!(deliver);
+        let mut renew =
+            tokio::time::interval((self.config.lease / 3).max(Duration::from_millis(100)));
+        renew.tick().await;
+        loop {
+            tokio::select! {
+                outcome = &mut deliver => return outcome,
+                _ = renew.tick() => {
+                    match self.store.renew_lease(&d.id, &self.config.instance_id, self.lease_ms()).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!("lease of a delivery in progress was lost; it may be delivered twice"),
+                        Err(e) => tracing::warn!(error = %e, "could not renew the lease of a delivery in progress"),
+                    }
+                }
+            }
         }
     }
 }

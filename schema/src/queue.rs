@@ -1,10 +1,13 @@
 //! The durable delivery queue: claiming due deliveries under a lease, and recording
 //! how each attempt ended.
 //!
-//! A claim sets `lease_until`; a worker that dies mid-delivery leaves the lease to
-//! expire and the delivery is claimed again, so nothing acknowledged is lost. The
-//! lease condition is repeated in the outer `WHERE` so that on PostgreSQL a second
-//! worker re-checks the row after the first commits and skips it.
+//! A claim sets `lease_until` and `claimed_by` (the instance id). A worker renews
+//! the lease while a delivery is in progress; one that dies mid-delivery leaves the
+//! lease to expire and the delivery is claimed again, so nothing acknowledged is
+//! lost. An instance restarted under the same id takes back its own claims at once
+//! ([`Store::release_claims`]) rather than waiting for them to expire. The lease
+//! condition is repeated in the outer `WHERE` so that on PostgreSQL a second worker
+//! re-checks the row after the first commits and skips it.
 
 use sqlx::Row;
 
@@ -59,18 +62,20 @@ pub struct UnreadableDelivery {
 }
 
 impl Store {
-    /// Claims up to `limit` due deliveries for `lease_ms` milliseconds.
+    /// Claims up to `limit` due deliveries for `lease_ms` milliseconds on behalf of
+    /// `instance`.
     ///
     /// # Errors
     /// [`StoreError`] if the query fails.
     pub async fn claim_due(
         &self,
+        instance: &str,
         lease_ms: i64,
         limit: i64,
     ) -> Result<(Vec<ClaimedDelivery>, Vec<UnreadableDelivery>)> {
         let now = now_ms();
         let rows = sqlx::query(
-            "UPDATE deliveries SET lease_until = $1, updated_at = $2 \
+            "UPDATE deliveries SET lease_until = $1, updated_at = $2, claimed_by = $4 \
              WHERE id IN (SELECT id FROM deliveries \
                           WHERE status = 'queued' AND next_attempt_at <= $2 \
                             AND (lease_until IS NULL OR lease_until <= $2) \
@@ -81,6 +86,7 @@ impl Store {
         .bind(now.saturating_add(lease_ms))
         .bind(now)
         .bind(limit)
+        .bind(instance)
         .fetch_all(&self.pool)
         .await?;
         let mut claimed = Vec::with_capacity(rows.len());
@@ -103,6 +109,45 @@ impl Store {
             }
         }
         Ok((claimed, unreadable))
+    }
+
+    /// Extends the lease of a delivery still claimed by `instance`. Returns false if
+    /// the claim is no longer ours (it ended, or expired and was taken).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the update fails.
+    pub async fn renew_lease(
+        &self,
+        delivery_id: &str,
+        instance: &str,
+        lease_ms: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET lease_until = $3 \
+             WHERE id = $1 AND claimed_by = $2 AND status = 'queued' AND lease_until IS NOT NULL",
+        )
+        .bind(delivery_id)
+        .bind(instance)
+        .bind(now_ms().saturating_add(lease_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Releases every claim `instance` holds: called when an instance starts, since
+    /// nothing of its former life is still delivering. Returns how many were freed.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the update fails.
+    pub async fn release_claims(&self, instance: &str) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET lease_until = NULL, claimed_by = NULL \
+             WHERE claimed_by = $1 AND status = 'queued'",
+        )
+        .bind(instance)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     fn open_delivery(&self, row: &sqlx::any::AnyRow) -> Result<(String, Vec<u8>)> {
@@ -140,7 +185,7 @@ impl Store {
     async fn finish(&self, delivery_id: &str, status: &str, error: Option<&str>) -> Result<()> {
         sqlx::query(concat!(
             "UPDATE deliveries SET status = $2, attempts = attempts + 1, recipient_enc = NULL, \
-                 lease_until = NULL, last_error = $3, updated_at = $4, \
+                 lease_until = NULL, claimed_by = NULL, last_error = $3, updated_at = $4, \
                  content_enc = CASE WHEN ",
             retention_days!(),
             " > 0 THEN content_enc ELSE NULL END, \
@@ -201,7 +246,7 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, \
-                 lease_until = NULL, last_error = $3, updated_at = $4 \
+                 lease_until = NULL, claimed_by = NULL, last_error = $3, updated_at = $4 \
              WHERE id = $1",
         )
         .bind(delivery_id)

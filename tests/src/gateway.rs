@@ -9,8 +9,8 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use maskrelay::{Config, Running};
 use maskrelay_schema::SecretKey;
-use serde_json::{Value, json};
 
+use crate::api::Api;
 use crate::db::{Backend, TestDb};
 use crate::dns::TestDns;
 use crate::smarthost::Smarthost;
@@ -26,11 +26,18 @@ pub struct TestGateway {
     pub config: Config,
     /// The running process parts.
     pub running: Running,
-    /// API key of the organisation.
-    pub api_key: String,
     /// The DNS server its sender authentication asks.
     pub dns: TestDns,
-    http: reqwest::Client,
+    /// The HTTP API, as the organisation (the gateway derefs to it).
+    pub api: Api,
+}
+
+impl std::ops::Deref for TestGateway {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 /// A configuration on free loopback ports with fast polling and retries. Sender
@@ -71,197 +78,19 @@ impl TestGateway {
         config.dns.nameservers = dns.addr.to_string();
         let running = maskrelay::start(config.clone()).await?;
         let (_, api_key) = running.store.create_org("Example Club").await?;
+        let api = Api::new(running.http_addr, api_key);
         Ok(Self {
             db,
             config,
             running,
-            api_key,
             dns,
-            http: reqwest::Client::new(),
+            api,
         })
     }
 
     /// Where SMTP replies go.
     pub fn smtp_addr(&self) -> SocketAddr {
         self.running.smtp_addr
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.running.http_addr)
-    }
-
-    /// Sends an API request with the organisation's key; returns status and JSON body.
-    ///
-    /// # Errors
-    /// If the request cannot be made.
-    pub async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> anyhow::Result<(u16, Value)> {
-        self.call_with(method, path, body, &self.api_key, &[]).await
-    }
-
-    /// Sends an API request; returns status, the `Retry-After` header and JSON body.
-    ///
-    /// # Errors
-    /// If the request cannot be made.
-    pub async fn call_retry_after(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> anyhow::Result<(u16, Option<u64>, Value)> {
-        let mut request = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(&self.api_key);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        Ok((status, retry_after, response.json().await?))
-    }
-
-    /// Fetches a URL without the API key, as a member's browser does; returns status
-    /// and body text.
-    ///
-    /// # Errors
-    /// If the request cannot be made.
-    pub async fn browse(
-        &self,
-        method: reqwest::Method,
-        url: &str,
-    ) -> anyhow::Result<(u16, String)> {
-        let response = self.http.request(method, url).send().await?;
-        Ok((response.status().as_u16(), response.text().await?))
-    }
-
-    /// Sends an API request with a chosen key and extra headers.
-    ///
-    /// # Errors
-    /// If the request cannot be made.
-    pub async fn call_with(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-        key: &str,
-        headers: &[(&str, &str)],
-    ) -> anyhow::Result<(u16, Value)> {
-        let mut request = self.http.request(method, self.url(path)).bearer_auth(key);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let text = response.text().await?;
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)?
-        };
-        Ok((status, json))
-    }
-
-    /// Registers a member; panics on anything but 200/201, since tests rely on it.
-    ///
-    /// # Errors
-    /// If the request fails or is refused.
-    pub async fn member(&self, id: &str, email: &str, name: &str) -> anyhow::Result<()> {
-        let (status, body) = self
-            .call(
-                reqwest::Method::PUT,
-                &format!("/v1/members/{id}"),
-                Some(&json!({"email": email, "name": name})),
-            )
-            .await?;
-        anyhow::ensure!(
-            status == 200 || status == 201,
-            "PUT member {id}: {status} {body}"
-        );
-        Ok(())
-    }
-
-    /// Registers a member with a full JSON body.
-    ///
-    /// # Errors
-    /// If the request fails or is refused.
-    pub async fn member_json(&self, id: &str, body: &Value) -> anyhow::Result<()> {
-        let (status, answer) = self
-            .call(
-                reqwest::Method::PUT,
-                &format!("/v1/members/{id}"),
-                Some(body),
-            )
-            .await?;
-        anyhow::ensure!(
-            status == 200 || status == 201,
-            "PUT member {id}: {status} {answer}"
-        );
-        Ok(())
-    }
-
-    /// Changes organisation settings.
-    ///
-    /// # Errors
-    /// If the request fails or is refused.
-    pub async fn settings(&self, settings: &Value) -> anyhow::Result<()> {
-        let (status, answer) = self
-            .call(reqwest::Method::PATCH, "/v1/organisation", Some(settings))
-            .await?;
-        anyhow::ensure!(status == 200, "PATCH organisation: {status} {answer}");
-        Ok(())
-    }
-
-    /// Sends a message through the API; returns status and body.
-    ///
-    /// # Errors
-    /// If the request cannot be made.
-    pub async fn message(
-        &self,
-        from: &str,
-        to: &str,
-        subject: &str,
-        text: &str,
-    ) -> anyhow::Result<(u16, Value)> {
-        self.call(
-            reqwest::Method::POST,
-            "/v1/messages",
-            Some(&json!({"from": from, "to": to, "subject": subject, "text": text})),
-        )
-        .await
-    }
-
-    /// Polls a message's delivery status until it is `want`.
-    ///
-    /// # Errors
-    /// If it does not get there within ten seconds.
-    pub async fn wait_status(&self, message_id: &str, want: &str) -> anyhow::Result<Value> {
-        for _ in 0..200 {
-            let (_, body) = self
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/v1/messages/{message_id}"),
-                    None,
-                )
-                .await?;
-            if body["status"] == want {
-                return Ok(body);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        anyhow::bail!("message {message_id} never reached status {want}")
     }
 
     /// Stops the gateway, keeping its database for the caller.

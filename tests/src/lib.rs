@@ -1,20 +1,26 @@
 //! Harness of maskrelay's end-to-end tests: each test gets its own database, a real
 //! smarthost on loopback, and a gateway on free ports.
 //!
+//! - [`api`]: the HTTP API as a directory calls it.
 //! - [`db`]: a SQLite file or a fresh PostgreSQL database per test.
 //! - [`dns`]: a DNS server on loopback publishing SPF, DKIM and DMARC records.
 //! - [`smarthost`]: an independent SMTP server recording what maskrelay delivers.
 //! - [`gateway`]: starting maskrelay and talking to it over HTTP and SMTP.
+//! - [`process`]: maskrelay as a separate process, to kill and restart.
+//! - [`load`]: a stream of numbered replies and a tally of how each was answered.
 //! - [`mail`]: reading delivered messages.
 //! - [`privacy`]: looking for personal addresses in delivered mail, decoded every way.
 //! - [`raw`]: a raw SMTP client for protocol tests.
 //! - [`both_backends!`]: runs each test on SQLite and on PostgreSQL.
 
+pub mod api;
 pub mod db;
 pub mod dns;
 pub mod gateway;
+pub mod load;
 pub mod mail;
 pub mod privacy;
+pub mod process;
 pub mod raw;
 pub mod smarthost;
 

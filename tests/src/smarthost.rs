@@ -36,6 +36,8 @@ struct Inner {
     delivered: Vec<Delivered>,
     /// Replies to give at the end of the next DATA commands, instead of 250.
     scripted: VecDeque<&'static str>,
+    /// How long to think after each message before accepting it.
+    delay: Duration,
 }
 
 /// The running sink.
@@ -79,6 +81,12 @@ impl Smarthost {
     /// Makes the next message end with `reply` (e.g. `"451 4.3.0 try later"`).
     pub fn fail_next(&self, reply: &'static str) {
         self.lock().scripted.push_back(reply);
+    }
+
+    /// Makes every later `DATA` wait `delay` before `354`, so that deliveries are
+    /// still in progress, their message not yet sent, when a test kills the gateway.
+    pub fn slow_down(&self, delay: Duration) {
+        self.lock().delay = delay;
     }
 
     /// Everything accepted so far.
@@ -146,6 +154,10 @@ impl Smarthost {
                 rcpt_to.push(angle(&text));
                 b"250 2.1.5 OK\r\n"
             } else if upper == "DATA" {
+                let delay = self.lock().delay;
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 write.write_all(b"354 go ahead\r\n").await?;
                 let data = read_data(&mut lines).await?;
                 let scripted = self.lock().scripted.pop_front();
