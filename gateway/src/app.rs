@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use maskrelay_inbound::authenticate::SenderAuth;
-use maskrelay_inbound::{Router, SmtpParams};
+use maskrelay_inbound::{ListenerStats, Router, SmtpParams};
 use maskrelay_outbound::retry::RetryPolicy;
 use maskrelay_outbound::{Submitter, Transport, WorkerConfig};
 use maskrelay_schema::{Crypto, Store};
@@ -58,6 +58,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// # Errors
 /// If the store cannot be opened or a listener cannot bind.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    crate::fd_limit::raise_for(config.smtp.max_connections);
     let store = open_store(&config).await?;
     let wake = Arc::new(Notify::new());
     let shutdown = CancellationToken::new();
@@ -83,10 +84,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Arc::clone(&wake),
     );
 
+    let listener_stats = Arc::new(ListenerStats::default());
     let state = api::AppState {
         store: store.clone(),
         submitter: submitter.clone(),
         max_body_bytes: config.http.max_body_bytes,
+        listener_stats: Arc::clone(&listener_stats),
     };
     let routes = api::routes(state);
     let stop = shutdown.clone();
@@ -131,6 +134,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tls,
         router,
         shutdown.clone(),
+        listener_stats,
     ));
     tracing::info!(address = %smtp_addr, relay_domain = %config.relay_domain, "SMTP listener listening");
 
@@ -186,6 +190,9 @@ fn smtp_params(config: &Config) -> SmtpParams {
     params.max_commands = smtp.max_commands;
     params.max_line_length = smtp.max_line_length.clamp(512, 4096);
     params.idle_timeout = Duration::from_secs(smtp.idle_timeout_secs);
+    params.stress_timeout = Duration::from_secs(smtp.stress_timeout_secs.max(1));
+    params.stress_percent = smtp.stress_percent.clamp(1, 100);
+    params.min_data_rate = smtp.min_data_rate.max(1);
     params.session_timeout = Duration::from_secs(smtp.session_timeout_secs);
     params
 }

@@ -110,8 +110,15 @@ pub struct SmtpConfig {
     pub max_commands: usize,
     /// Longest command line in bytes (RFC 5321: at least 512; at most 4096 here).
     pub max_line_length: usize,
-    /// Seconds of client silence before disconnecting.
+    /// Seconds a command may take to arrive after the previous one (bytes trickling
+    /// in do not extend it).
     pub idle_timeout_secs: u64,
+    /// The same while the listener is stressed (many sessions open).
+    pub stress_timeout_secs: u64,
+    /// Stress mode starts when this percentage of `max_connections` is in use.
+    pub stress_percent: usize,
+    /// Slowest acceptable message data, in bytes per second.
+    pub min_data_rate: usize,
     /// Longest session, in seconds.
     pub session_timeout_secs: u64,
     /// Prove senders with SPF, DKIM and DMARC. Only for development may this be
@@ -183,9 +190,12 @@ impl Default for SmtpConfig {
             hostname: None,
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 50,
-            max_connections: 256,
+            max_connections: 2000,
             max_errors: 10,
             idle_timeout_secs: 300,
+            stress_timeout_secs: 10,
+            stress_percent: 80,
+            min_data_rate: 500,
             session_timeout_secs: 1800,
             authenticate_senders: true,
             starttls: true,
@@ -248,6 +258,9 @@ pub const KEYS: &[&str] = &[
     "http.public_url",
     "instance_id",
     "outbound.lease_secs",
+    "smtp.stress_timeout_secs",
+    "smtp.stress_percent",
+    "smtp.min_data_rate",
 ];
 
 /// The environment variable of a key.

@@ -5,12 +5,14 @@
 //! - [`keyfile`]: the secret key that protects personal data at rest.
 //! - [`api`]: the HTTP API (axum).
 //! - [`cli`]: the command line (clap).
+//! - [`fd_limit`]: raises the file limit for many SMTP sessions.
 //! - [`app`]: starts and stops the store, API, SMTP listener and delivery worker.
 
 pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod fd_limit;
 pub mod keyfile;
 
 pub use app::{Running, start};

@@ -6,6 +6,8 @@
 //! - [`reply`]: every SMTP reply, as constants.
 //! - [`params`]: the limits a session runs under.
 //! - [`per_ip`]: sessions counted per client address.
+//! - [`pressure`]: stress mode, and reclaiming idle sessions at the limit.
+//! - [`stats`]: counters for the metrics endpoint (refusals, reclaims, timeouts).
 //! - [`message`]: reading a received message (sender, thread, content).
 //! - [`mime`]: the received MIME tree reduced to what may be relayed.
 //! - [`classify`]: a member's reply, or an auto-reply or delivery report.
@@ -25,10 +27,13 @@ pub mod message;
 pub mod mime;
 pub mod params;
 pub mod per_ip;
+pub mod pressure;
 pub mod reply;
 pub mod route;
 pub mod session;
+pub mod stats;
 pub mod tls;
 
 pub use params::SmtpParams;
 pub use route::Router;
+pub use stats::ListenerStats;

@@ -1,6 +1,8 @@
-//! The accept loop: bounds concurrent sessions overall and per client address, backs
-//! off on accept errors, hands STARTTLS sessions to rustls, and on shutdown stops
-//! accepting and waits for every session to finish.
+//! The accept loop: bounds concurrent sessions per client address and overall
+//! (reclaiming idle sessions under stress, see [`crate::pressure`]), backs off on
+//! accept errors, hands STARTTLS sessions to rustls, and on shutdown stops accepting
+//! and waits for every session to finish. Refused connections are counted in
+//! [`ListenerStats`], not logged one by one.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +10,6 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -16,22 +17,30 @@ use tracing::Instrument;
 
 use crate::params::SmtpParams;
 use crate::per_ip::PerIp;
+use crate::pressure::Pressure;
 use crate::reply;
 use crate::route::Router;
 use crate::session::Session;
+use crate::stats::ListenerStats;
 
 /// Serves SMTP on `listener` until `shutdown` is cancelled, then waits for sessions
-/// (which answer `421` and close). STARTTLS is offered when `tls` is given.
+/// (which answer `421` and close). STARTTLS is offered when `tls` is given. What
+/// happens under load is counted in `stats`.
 pub async fn serve(
     listener: TcpListener,
     params: SmtpParams,
     tls: Option<TlsAcceptor>,
     router: Router,
     shutdown: CancellationToken,
+    stats: Arc<ListenerStats>,
 ) {
     let params = Arc::new(params);
     let per_ip = PerIp::default();
-    let slots = Arc::new(Semaphore::new(params.max_connections.max(1)));
+    let pressure = Pressure::new(
+        params.max_connections,
+        params.stress_percent,
+        Arc::clone(&stats),
+    );
     let sessions = TaskTracker::new();
     let next_id = AtomicU64::new(1);
     loop {
@@ -55,19 +64,16 @@ pub async fn serve(
         }
         let session_id = next_id.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("smtp", session_id);
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            sessions.spawn(refuse(stream, reply::BUSY, "too many sessions").instrument(span));
+        // Per address first: a client over its own limit must not cost anyone else
+        // their session.
+        let Some(slot) = per_ip.acquire(peer.ip(), params.max_connections_per_ip.max(1)) else {
+            stats.refused(false);
+            sessions.spawn(refuse(stream, reply::BUSY_FROM_HERE).instrument(span));
             continue;
         };
-        let Some(slot) = per_ip.acquire(peer.ip(), params.max_connections_per_ip.max(1)) else {
-            sessions.spawn(
-                refuse(
-                    stream,
-                    reply::BUSY_FROM_HERE,
-                    "too many sessions from one address",
-                )
-                .instrument(span),
-            );
+        let Ok(ticket) = pressure.admit() else {
+            stats.refused(true);
+            sessions.spawn(refuse(stream, reply::BUSY).instrument(span));
             continue;
         };
         let mut session = Session::new(
@@ -76,6 +82,7 @@ pub async fn serve(
             Arc::clone(&params),
             router.clone(),
             shutdown.clone(),
+            ticket,
         );
         if tls.is_some() {
             session = session.offering_tls();
@@ -93,8 +100,7 @@ pub async fn serve(
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             tracing::debug!("TLS started");
-                            Session::new(stream, peer, params, router, shutdown)
-                                .resumed(resume)
+                            Session::resumed(stream, peer, params, router, shutdown, resume)
                                 .run()
                                 .await;
                         }
@@ -104,7 +110,6 @@ pub async fn serve(
                 }
                 tracing::debug!("session ended");
                 drop(slot);
-                drop(permit);
             }
             .instrument(span),
         );
@@ -118,8 +123,7 @@ pub async fn serve(
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Answers a connection that cannot be served with `reply`, and closes it.
-async fn refuse(mut stream: TcpStream, reply: reply::Reply, why: &'static str) {
-    tracing::warn!(reason = why, "connection refused");
+async fn refuse(mut stream: TcpStream, reply: reply::Reply) {
     let mut out = Vec::new();
     reply.write_to(&mut out);
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&out)).await;

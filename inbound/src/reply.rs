@@ -54,6 +54,11 @@ pub const TOO_MANY_COMMANDS: Reply = reply(
     "4.7.0",
     "Too many commands in one session, closing connection",
 );
+pub const RECLAIMED: Reply = reply(
+    421,
+    "4.3.2",
+    "Server busy and this connection idle, closing it; please try again",
+);
 pub const TIMEOUT: Reply = reply(421, "4.4.2", "Idle for too long, closing connection");
 pub const SESSION_TOO_LONG: Reply =
     reply(421, "4.4.2", "Session lasted too long, closing connection");

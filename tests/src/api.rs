@@ -201,4 +201,47 @@ impl Api {
         }
         anyhow::bail!("message {message_id} never reached status {want}")
     }
+
+    /// The value of `maskrelay_<name>` at `GET /metrics`.
+    ///
+    /// # Errors
+    /// If the request fails or the metric is missing.
+    pub async fn metric(&self, name: &str) -> anyhow::Result<u64> {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let wanted = format!("maskrelay_{name} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&wanted))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no metric {name} in:\n{text}"))
+    }
+
+    /// Polls `GET /metrics` until `maskrelay_<name>` satisfies `done`.
+    ///
+    /// # Errors
+    /// If it does not within `bound`.
+    pub async fn wait_metric(
+        &self,
+        name: &str,
+        bound: Duration,
+        done: impl Fn(u64) -> bool,
+    ) -> anyhow::Result<u64> {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let value = self.metric(name).await?;
+            if done(value) {
+                return Ok(value);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "metric {name} stayed at {value} for {bound:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }

@@ -8,6 +8,7 @@
 //! - [`gateway`]: starting maskrelay and talking to it over HTTP and SMTP.
 //! - [`process`]: maskrelay as a separate process, to kill and restart.
 //! - [`load`]: a stream of numbered replies and a tally of how each was answered.
+//! - [`flood`]: clients holding SMTP sessions without using them.
 //! - [`mail`]: reading delivered messages.
 //! - [`privacy`]: looking for personal addresses in delivered mail, decoded every way.
 //! - [`raw`]: a raw SMTP client for protocol tests.
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod db;
 pub mod dns;
+pub mod flood;
 pub mod gateway;
 pub mod load;
 pub mod mail;

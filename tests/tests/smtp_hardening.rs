@@ -172,6 +172,38 @@ async fn a_trickling_client_is_dropped(backend: Backend) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn a_command_trickling_in_is_cut_at_its_deadline(backend: Backend) -> anyhow::Result<()> {
+    let (_sink, gw, _, _) = gateway(backend, |c| {
+        c.smtp.session_timeout_secs = 600;
+        c.smtp.idle_timeout_secs = 1;
+    })
+    .await?;
+    let (mut c, _) = RawClient::connect(gw.smtp_addr()).await?;
+    // A byte every 300 ms, never a whole line: bytes do not make a command, so the
+    // session ends a second after it began, long before its 10 minutes.
+    let mut reply = None;
+    for byte in "NOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOP"
+        .chars()
+        .cycle()
+        .take(40)
+    {
+        if c.send(&byte.to_string()).await.is_err() {
+            break;
+        }
+        if let Ok(answer) = tokio::time::timeout(Duration::from_millis(300), c.reply()).await {
+            reply = Some(answer?);
+            break;
+        }
+    }
+    let reply = reply.ok_or_else(|| anyhow::anyhow!("still connected after 12 s of trickling"))?;
+    assert!(
+        reply.starts_with("421 4.4.2") && reply.contains("Idle"),
+        "{reply}"
+    );
+    assert!(c.is_closed().await);
+    Ok(())
+}
+
 async fn a_session_has_a_command_budget(backend: Backend) -> anyhow::Result<()> {
     let (_sink, gw, _, _) = gateway(backend, |c| c.smtp.max_commands = 5).await?;
     let (mut c, _) = RawClient::connect(gw.smtp_addr()).await?;
@@ -235,6 +267,7 @@ both_backends!(
     starttls_can_be_turned_off,
     connections_per_address_are_limited,
     a_trickling_client_is_dropped,
+    a_command_trickling_in_is_cut_at_its_deadline,
     a_session_has_a_command_budget,
     overlong_command_lines_end_the_session,
     mail_loops_are_refused,

@@ -2,6 +2,7 @@
 //!
 //! - [`members`], [`blocks`], [`messages`], [`conversations`], [`organisation`]: the
 //!   resources, each owning its handlers.
+//! - [`metrics`]: the SMTP listener's counters for Prometheus (no API key).
 //! - [`links`]: the one-click footer links members follow themselves (no API key).
 //! - [`auth`]: the API-key extractor.
 //! - [`body`]: JSON bodies and field checks.
@@ -15,12 +16,16 @@ pub mod error;
 pub mod links;
 pub mod members;
 pub mod messages;
+pub mod metrics;
 pub mod organisation;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
+use std::sync::Arc;
+
+use maskrelay_inbound::ListenerStats;
 use maskrelay_outbound::Submitter;
 use maskrelay_schema::Store;
 
@@ -35,6 +40,8 @@ pub struct AppState {
     pub submitter: Submitter,
     /// The request body limit, for error messages.
     pub max_body_bytes: usize,
+    /// The SMTP listener's counters.
+    pub listener_stats: Arc<ListenerStats>,
 }
 
 /// All routes of the API.
@@ -63,6 +70,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/messages", post(messages::post))
         .route("/v1/messages/{id}", get(messages::get))
         .route("/healthz", get(health))
+        .route("/metrics", get(metrics::get))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::params::SmtpParams;
+use crate::pressure::Ticket;
 use crate::reply::{self, Reply};
 use crate::route::Router;
 
@@ -61,10 +62,10 @@ enum Flow {
 
 /// What carries over into the TLS session after STARTTLS. Everything else is
 /// forgotten, as RFC 3207 requires: the client says EHLO again.
-#[derive(Debug, Clone, Copy)]
 pub struct Resume {
     deadline: Instant,
     errors: usize,
+    ticket: Ticket,
 }
 
 /// One client connection.
@@ -88,18 +89,26 @@ pub struct Session<T> {
     /// The stream is already encrypted.
     secured: bool,
     deadline: Instant,
+    /// This session's place on the listener (stress mode, reclaiming).
+    ticket: Ticket,
+    /// When the last command completed: the next one is due within the timeout.
+    progress_at: Instant,
+    /// Bytes of message data received since `progress_at` (the `354`).
+    data_received: usize,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
-    /// A session over `stream` with the client at `peer`.
+    /// A session over `stream` with the client at `peer`, in the place `ticket`.
     pub fn new(
         stream: T,
         peer: SocketAddr,
         params: Arc<SmtpParams>,
         router: Router,
         shutdown: CancellationToken,
+        ticket: Ticket,
     ) -> Self {
-        let deadline = Instant::now() + params.session_timeout;
+        let now = Instant::now();
+        let deadline = now + params.session_timeout;
         Self {
             stream,
             peer,
@@ -117,6 +126,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             offer_tls: false,
             secured: false,
             deadline,
+            ticket,
+            progress_at: now,
+            data_received: 0,
         }
     }
 
@@ -127,11 +139,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     }
 
     /// Continues a session over the encrypted stream after STARTTLS.
-    pub fn resumed(mut self, resume: Resume) -> Self {
-        self.secured = true;
-        self.deadline = resume.deadline;
-        self.errors = resume.errors;
-        self
+    pub fn resumed(
+        stream: T,
+        peer: SocketAddr,
+        params: Arc<SmtpParams>,
+        router: Router,
+        shutdown: CancellationToken,
+        resume: Resume,
+    ) -> Self {
+        let mut session = Self::new(stream, peer, params, router, shutdown, resume.ticket);
+        session.secured = true;
+        session.deadline = resume.deadline;
+        session.errors = resume.errors;
+        session
     }
 
     /// Serves the client until it quits, misbehaves, times out or we shut down.
@@ -145,33 +165,45 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             }
         }
         let deadline = self.deadline;
+        let reclaim = self.ticket.reclaim_token();
+        let mut stress = self.ticket.stress_watch();
         let mut buf = vec![0u8; READ_BUFFER];
         loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
+            let now = Instant::now();
+            if now >= deadline {
                 self.say(&reply::SESSION_TOO_LONG);
                 break;
             }
-            let wait = remaining.min(self.params.idle_timeout);
+            let due = self.input_due().min(deadline);
             let read = tokio::select! {
                 _ = self.shutdown.cancelled() => {
                     self.say(&reply::SHUTTING_DOWN);
                     break;
                 }
-                read = tokio::time::timeout(wait, self.stream.read(&mut buf)) => read,
+                _ = reclaim.cancelled() => {
+                    self.say(&reply::RECLAIMED);
+                    break;
+                }
+                // Stress mode began or ended: the input is due at another time.
+                Ok(()) = stress.changed() => continue,
+                read = tokio::time::timeout_at(due, self.stream.read(&mut buf)) => read,
             };
             let n = match read {
-                Err(_) if wait < self.params.idle_timeout => {
+                Err(_) if due >= deadline => {
                     self.say(&reply::SESSION_TOO_LONG);
                     break;
                 }
                 Err(_) => {
+                    self.ticket.timed_out();
                     self.say(&reply::TIMEOUT);
                     break;
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => return None,
                 Ok(Ok(n)) => n,
             };
+            if !matches!(self.state, State::Command) {
+                self.data_received = self.data_received.saturating_add(n);
+            }
             let flow = self.ingest(&buf[..n]).await;
             if self.flush().await.is_err() || flow == Flow::Close {
                 return None;
@@ -180,12 +212,40 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                 let resume = Resume {
                     deadline,
                     errors: self.errors,
+                    ticket: self.ticket,
                 };
                 return Some((self.stream, resume));
             }
         }
         let _ = self.flush().await;
         None
+    }
+
+    /// When the client's next input is due. A command must be complete within the
+    /// timeout of the previous one's end, however it trickles in; message data must
+    /// keep up the minimum rate after that.
+    fn input_due(&self) -> Instant {
+        let timeout = if self.ticket.is_stressed() {
+            self.params.stress_timeout
+        } else {
+            self.params.idle_timeout
+        };
+        let due = self.progress_at + timeout;
+        match self.state {
+            State::Command => due,
+            State::Data { .. } | State::Discard { .. } => {
+                let rate = self.params.min_data_rate.max(1);
+                let allowed = self.data_received / rate;
+                due + Duration::from_secs(u64::try_from(allowed).unwrap_or(u64::MAX))
+            }
+        }
+    }
+
+    /// The client completed a command or a message.
+    fn progressed(&mut self) {
+        self.progress_at = Instant::now();
+        self.data_received = 0;
+        self.ticket.progressed();
     }
 
     /// Feeds bytes from the client through the state machine.
@@ -228,7 +288,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                     }
                     let message = std::mem::take(message);
                     self.state = State::Command;
-                    if self.end_data(message).await == Flow::Close {
+                    let flow = self.end_data(message).await;
+                    // The time spent deciding on the message is ours, not the client's.
+                    self.progressed();
+                    if flow == Flow::Close {
                         return Flow::Close;
                     }
                 }
@@ -236,6 +299,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                     if !receiver.ingest(&mut iter) {
                         return Flow::Continue;
                     }
+                    self.progressed();
                     if self.end_discard() == Flow::Close {
                         return Flow::Close;
                     }
@@ -270,6 +334,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     }
 
     async fn command(&mut self, request: Request<String>) -> Flow {
+        self.progressed();
         self.commands_seen += 1;
         if self.commands_seen > self.params.max_commands {
             self.say(&reply::TOO_MANY_COMMANDS);
@@ -340,11 +405,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         Flow::Continue
     }
 
-    /// Queues an error reply and counts it; too many errors end the session.
+    /// Queues an error reply and counts it; too many errors end the session (under
+    /// stress, the first one does).
     fn fail(&mut self, r: &Reply) -> Flow {
         self.say(r);
         self.errors += 1;
-        if self.errors >= self.params.max_errors {
+        let budget = if self.ticket.is_stressed() {
+            1
+        } else {
+            self.params.max_errors
+        };
+        if self.errors >= budget {
             self.say(&reply::TOO_MANY_ERRORS);
             return Flow::Close;
         }
