@@ -39,6 +39,34 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True when the database could not take the write for now (disk full, busy or
+    /// locked past the timeout, I/O error, connection lost, commit failed): the same
+    /// request may succeed later, and callers answer "try again" (SMTP `451`, HTTP
+    /// `503`).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::CommitFailed(_) => true,
+            StoreError::Database(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    // SQLite primary result codes (the low byte of extended ones):
+                    // BUSY 5, LOCKED 6, IOERR 10, FULL 13, CANTOPEN 14. PostgreSQL
+                    // classes: 08 connection, 53 insufficient resources (disk full
+                    // is 53100), 57 operator intervention (shutting down).
+                    match code.parse::<u32>() {
+                        Ok(n) => matches!(n & 0xff, 5 | 6 | 10 | 13 | 14),
+                        Err(_) => ["08", "53", "57"].iter().any(|c| code.starts_with(c)),
+                    }
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// True when a unique or primary-key constraint rejected the write.
     pub fn is_unique_violation(&self) -> bool {
         match self {

@@ -38,6 +38,8 @@ struct Inner {
     scripted: VecDeque<&'static str>,
     /// How long to think after each message before accepting it.
     delay: Duration,
+    /// `MAIL FROM` commands received: transactions begun, finished or not.
+    transactions: usize,
 }
 
 /// The running sink.
@@ -87,6 +89,12 @@ impl Smarthost {
     /// still in progress, their message not yet sent, when a test kills the gateway.
     pub fn slow_down(&self, delay: Duration) {
         self.lock().delay = delay;
+    }
+
+    /// How many mail transactions were begun (`MAIL FROM`), whether or not they
+    /// ended with a message: a second attempt at one delivery shows here at once.
+    pub fn transactions(&self) -> usize {
+        self.lock().transactions
     }
 
     /// Everything accepted so far.
@@ -149,6 +157,7 @@ impl Smarthost {
             } else if upper.starts_with("MAIL FROM:") {
                 mail_from = angle(&text);
                 rcpt_to.clear();
+                self.lock().transactions += 1;
                 b"250 2.1.0 OK\r\n"
             } else if upper.starts_with("RCPT TO:") {
                 rcpt_to.push(angle(&text));

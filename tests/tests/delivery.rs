@@ -210,7 +210,34 @@ async fn delivery_columns(
     Ok(out)
 }
 
+/// A delivery slower than its lease keeps it: another instance on the same database,
+/// polling all the while, never starts a second attempt.
+async fn a_slow_delivery_keeps_its_lease(backend: Backend) -> anyhow::Result<()> {
+    let sink = Smarthost::start().await?;
+    sink.slow_down(Duration::from_secs(5));
+    let db = TestDb::new(backend).await?;
+    let mut config = test_config(&db, Some(&sink))?;
+    config.outbound.lease_secs = 3;
+    config.instance_id = Some("first".into());
+    let gw = TestGateway::start_with(db, config).await?;
+    let mut second = gw.config.clone();
+    second.instance_id = Some("second".into());
+    let other = maskrelay::start(second).await?;
+    gw.member("alice", ALICE, "Alice").await?;
+    gw.member("bob", BOB, "Bob").await?;
+    let (status, created) = gw.message("alice", "bob", "Hi", "x").await?;
+    anyhow::ensure!(status == 202, "{created}");
+    let id = created["message_id"].as_str().unwrap_or_default();
+    sink.wait_for(1, Duration::from_secs(20)).await?;
+    gw.wait_status(id, "sent").await?;
+    assert_eq!(sink.transactions(), 1, "the delivery was attempted twice");
+    other.shutdown().await;
+    gw.stop().await;
+    Ok(())
+}
+
 both_backends!(
+    a_slow_delivery_keeps_its_lease,
     temporary_failure_is_retried_until_delivered,
     permanent_failure_is_not_retried,
     unreachable_smarthost_is_retried,

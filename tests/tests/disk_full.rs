@@ -105,6 +105,15 @@ async fn a_full_disk_never_loses_an_acknowledged_reply() -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| e.context(gateway.log().join("\n")))?;
+    // The directory's webhook is told to come back, not that something broke.
+    let body = serde_json::json!({"from": "alice", "to": "bob", "subject": "Hi", "text": "x"});
+    let (status, retry_after, answer) = gateway
+        .api(&api_key)
+        .call_retry_after(reqwest::Method::POST, "/v1/messages", Some(&body))
+        .await?;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"]["code"], "storage_unavailable", "{answer}");
+    assert!(retry_after.is_some(), "503 without Retry-After");
     // Held full for 20 s, as in the report: long enough for failures at every step
     // (statements, COMMIT, checkpoints, the worker's claims and records).
     tokio::time::sleep(Duration::from_secs(20)).await;

@@ -106,6 +106,19 @@ impl ApiError {
         )
     }
 
+    /// 503: the database cannot take the request for now (full disk, unreachable);
+    /// nothing was stored, and the same request may be sent again after `Retry-After`.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "database unavailable in API");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "the message store is unavailable; nothing was stored: try again shortly",
+        );
+        e.retry_after = Some(5);
+        e
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -114,7 +127,20 @@ impl ApiError {
 
 impl From<maskrelay_schema::StoreError> for ApiError {
     fn from(e: maskrelay_schema::StoreError) -> Self {
-        Self::internal(e)
+        if e.is_unavailable() {
+            Self::unavailable(e)
+        } else {
+            Self::internal(e)
+        }
+    }
+}
+
+impl From<maskrelay_outbound::OutboundError> for ApiError {
+    fn from(e: maskrelay_outbound::OutboundError) -> Self {
+        match e {
+            maskrelay_outbound::OutboundError::Store(e) => e.into(),
+            e => Self::internal(e),
+        }
     }
 }
 

@@ -118,7 +118,7 @@ pub async fn post(
                 .await?
                 .ok_or_else(|| ApiError::internal("idempotency record vanished"))
         }
-        Err(e) => Err(ApiError::internal(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
