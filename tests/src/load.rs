@@ -33,6 +33,9 @@ pub struct LoadSpec {
     pub senders: usize,
     /// Pause of each client between replies.
     pub pause: Duration,
+    /// Retry a reply refused with a 4xx after this pause, as a sending MTA would;
+    /// `None` counts the refusal and moves on.
+    pub retry_refused: Option<Duration>,
 }
 
 /// How the replies were answered so far.
@@ -44,6 +47,10 @@ pub struct Tally {
     pub refused: BTreeMap<String, u64>,
     /// Replies whose connection failed (the gateway was down).
     pub unreachable: u64,
+    /// The longest a reply took from its first attempt to its `250`.
+    pub slowest: Duration,
+    /// Replies still being retried when the load stopped.
+    pub abandoned: u64,
 }
 
 /// The running load.
@@ -80,20 +87,19 @@ impl ReplyLoad {
                         }
                     };
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    let result = send_mail(addr, &spec.from, &spec.to, &reply(&spec, n)).await;
-                    let answer = smtp_refusal(result);
-                    {
-                        let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
-                        match answer.split_whitespace().next() {
-                            Some("accepted") => {
-                                t.accepted.insert(n);
+                    let first_attempt = tokio::time::Instant::now();
+                    loop {
+                        let result = send_mail(addr, &spec.from, &spec.to, &reply(&spec, n)).await;
+                        let retry = record(&tally, n, &smtp_refusal(result), first_attempt)
+                            .then_some(spec.retry_refused)
+                            .flatten();
+                        let Some(pause) = retry else { break };
+                        tokio::select! {
+                            _ = stop.cancelled() => {
+                                tally.lock().unwrap_or_else(|p| p.into_inner()).abandoned += 1;
+                                break;
                             }
-                            Some(code)
-                                if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) =>
-                            {
-                                *t.refused.entry(code.to_owned()).or_default() += 1;
-                            }
-                            _ => t.unreachable += 1,
+                            _ = tokio::time::sleep(pause) => {}
                         }
                     }
                     tokio::select! {
@@ -150,6 +156,26 @@ impl ReplyLoad {
         self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
         self.tally()
+    }
+}
+
+/// Counts how reply `n` was answered; true if it was a temporary refusal (4xx).
+fn record(tally: &Mutex<Tally>, n: u64, answer: &str, first_attempt: tokio::time::Instant) -> bool {
+    let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+    match answer.split_whitespace().next() {
+        Some("accepted") => {
+            t.accepted.insert(n);
+            t.slowest = t.slowest.max(first_attempt.elapsed());
+            false
+        }
+        Some(code) if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) => {
+            *t.refused.entry(code.to_owned()).or_default() += 1;
+            code.starts_with('4')
+        }
+        _ => {
+            t.unreachable += 1;
+            false
+        }
     }
 }
 

@@ -36,6 +36,7 @@ async fn every_acknowledged_reply_survives_kill_9(backend: Backend) -> anyhow::R
             to: relay,
             senders: 4,
             pause: Duration::from_millis(40),
+            retry_refused: None,
         },
     );
     for kill in 0..KILLS {

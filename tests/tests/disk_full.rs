@@ -89,6 +89,7 @@ async fn a_full_disk_never_loses_an_acknowledged_reply() -> anyhow::Result<()> {
             to: relay,
             senders: 2,
             pause: Duration::from_millis(100),
+            retry_refused: None,
         },
     );
     load.wait_until("30 replies accepted", Duration::from_secs(60), |t| {
