@@ -38,6 +38,20 @@ pub struct LoadSpec {
     pub retry_refused: Option<Duration>,
 }
 
+impl LoadSpec {
+    /// Bob replying to `relay` from `senders` clients, pausing `pause` between
+    /// replies, counting refusals without retrying them.
+    pub fn bob(relay: &str, senders: usize, pause: Duration) -> Self {
+        Self {
+            from: BOB.into(),
+            to: relay.to_owned(),
+            senders,
+            pause,
+            retry_refused: None,
+        }
+    }
+}
+
 /// How the replies were answered so far.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {

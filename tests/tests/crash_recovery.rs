@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use maskrelay_tests::db::TestDb;
-use maskrelay_tests::load::{self, BOB, LoadSpec, ReplyLoad};
+use maskrelay_tests::load::{self, LoadSpec, ReplyLoad};
 use maskrelay_tests::process::{GatewayProcess, ProcessSpec};
 use maskrelay_tests::smarthost::Smarthost;
 use maskrelay_tests::{Backend, both_backends, gateway_binary};
@@ -29,16 +29,7 @@ async fn every_acknowledged_reply_survives_kill_9(backend: Backend) -> anyhow::R
     sink.slow_down(Duration::from_millis(300));
 
     let (target, watched) = watch::channel(Some(gateway.smtp_addr));
-    let load = ReplyLoad::start(
-        watched,
-        LoadSpec {
-            from: BOB.into(),
-            to: relay,
-            senders: 4,
-            pause: Duration::from_millis(40),
-            retry_refused: None,
-        },
-    );
+    let load = ReplyLoad::start(watched, LoadSpec::bob(&relay, 4, Duration::from_millis(40)));
     for kill in 0..KILLS {
         // Let some replies be acknowledged and some deliveries be claimed.
         let wanted = load.tally().accepted.len() + 20;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use maskrelay_tests::db::unique;
 use maskrelay_tests::gateway_binary;
-use maskrelay_tests::load::{self, BOB, LoadSpec, ReplyLoad};
+use maskrelay_tests::load::{self, LoadSpec, ReplyLoad};
 use maskrelay_tests::process::{GatewayProcess, ProcessSpec};
 use maskrelay_tests::smarthost::Smarthost;
 use tokio::sync::watch;
@@ -84,13 +84,7 @@ async fn a_full_disk_never_loses_an_acknowledged_reply() -> anyhow::Result<()> {
     let (target, watched) = watch::channel(Some(gateway.smtp_addr));
     let load = ReplyLoad::start(
         watched,
-        LoadSpec {
-            from: BOB.into(),
-            to: relay,
-            senders: 2,
-            pause: Duration::from_millis(100),
-            retry_refused: None,
-        },
+        LoadSpec::bob(&relay, 2, Duration::from_millis(100)),
     );
     load.wait_until("30 replies accepted", Duration::from_secs(60), |t| {
         t.accepted.len() >= 30

@@ -11,7 +11,7 @@ use std::time::Duration;
 use maskrelay_tests::db::TestDb;
 use maskrelay_tests::flood::{Behaviour, Flood};
 use maskrelay_tests::gateway::{TestGateway, test_config};
-use maskrelay_tests::load::{self, BOB, LoadSpec, ReplyLoad};
+use maskrelay_tests::load::{self, LoadSpec, ReplyLoad};
 use maskrelay_tests::smarthost::Smarthost;
 use maskrelay_tests::{Backend, both_backends};
 use tokio::sync::watch;
@@ -39,12 +39,9 @@ async fn replies_get_through_while_slow_clients_hold_every_session(
     let replies = ReplyLoad::start(
         watched,
         LoadSpec {
-            from: BOB.into(),
-            to: relay,
-            senders: 3,
-            pause: Duration::from_millis(10),
             // A sending MTA retries a 421; it waits minutes, the test 100 ms.
             retry_refused: Some(Duration::from_millis(100)),
+            ..LoadSpec::bob(&relay, 3, Duration::from_millis(10))
         },
     );
     replies
