@@ -103,7 +103,7 @@ impl ReplyLoad {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     let first_attempt = tokio::time::Instant::now();
                     loop {
-                        let result = send_mail(addr, &spec.from, &spec.to, &reply(&spec, n)).await;
+                        let result = send_mail(addr, &spec.from, &spec.to, &spec.message(n)).await;
                         let retry = record(&tally, n, &smtp_refusal(result), first_attempt)
                             .then_some(spec.retry_refused)
                             .flatten();
@@ -193,14 +193,17 @@ fn record(tally: &Mutex<Tally>, n: u64, answer: &str, first_attempt: tokio::time
     }
 }
 
-fn reply(spec: &LoadSpec, n: u64) -> Vec<u8> {
-    format!(
-        "From: Bob <{from}>\r\nTo: <{to}>\r\nSubject: Re: load {n}\r\n\
-         Message-ID: <load-{n}@example.net>\r\n\r\nload-marker-{n}-end\r\n",
-        from = spec.from,
-        to = spec.to,
-    )
-    .into_bytes()
+impl LoadSpec {
+    /// Reply number `n`, as the load sends it.
+    pub fn message(&self, n: u64) -> Vec<u8> {
+        format!(
+            "From: Bob <{from}>\r\nTo: <{to}>\r\nSubject: Re: load {n}\r\n\
+             Message-ID: <load-{n}@example.net>\r\n\r\nload-marker-{n}-end\r\n",
+            from = self.from,
+            to = self.to,
+        )
+        .into_bytes()
+    }
 }
 
 /// Registers Alice and Bob and sends Bob a message from Alice; returns the relay

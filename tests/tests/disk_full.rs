@@ -1,6 +1,9 @@
 //! A full disk under load, on SQLite: while it is full replies get `451` (never a
-//! `250` that is not committed); once space is back the gateway answers `250` again
-//! without a restart; after a `kill -9` every reply that got `250` is delivered.
+//! `250` that is not committed) and the webhook `503`; once space is back the
+//! gateway answers `250` again without a restart; every reply that got `250` is
+//! delivered, once, also after a `kill -9` and a restart; and deliveries whose
+//! outcome could not be written while the disk was full are recorded once it has
+//! room, not sent again.
 //!
 //! The database lives on a 16 MB tmpfs that the test mounts (it needs root, as in
 //! CI); where mounting is not allowed the test says so and does nothing.
@@ -11,10 +14,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use maskrelay_tests::db::unique;
+use maskrelay_tests::gateway::send_mail;
 use maskrelay_tests::gateway_binary;
-use maskrelay_tests::load::{self, LoadSpec, ReplyLoad};
+use maskrelay_tests::load::{self, BOB, LoadSpec, ReplyLoad};
 use maskrelay_tests::process::{GatewayProcess, ProcessSpec};
 use maskrelay_tests::smarthost::Smarthost;
+use sqlx::Connection;
 use tokio::sync::watch;
 
 /// A tmpfs mounted for the test, unmounted when dropped.
@@ -79,13 +84,14 @@ async fn a_full_disk_never_loses_an_acknowledged_reply() -> anyhow::Result<()> {
     let api_key = spec.create_org("Example Club").await?;
     let gateway = GatewayProcess::start(&spec).await?;
     let relay = load::open_conversation(&gateway.api(&api_key), &sink).await?;
+    // Slow deliveries, so that some are under way when the disk fills and their
+    // outcome cannot be recorded at first.
+    sink.slow_down(Duration::from_millis(500));
 
     // About 20 replies a second, as in the report that found the fault.
     let (target, watched) = watch::channel(Some(gateway.smtp_addr));
-    let load = ReplyLoad::start(
-        watched,
-        LoadSpec::bob(&relay, 2, Duration::from_millis(100)),
-    );
+    let spec_load = LoadSpec::bob(&relay, 2, Duration::from_millis(100));
+    let load = ReplyLoad::start(watched, spec_load.clone());
     load.wait_until("30 replies accepted", Duration::from_secs(60), |t| {
         t.accepted.len() >= 30
     })
@@ -123,20 +129,70 @@ async fn a_full_disk_never_loses_an_acknowledged_reply() -> anyhow::Result<()> {
     .await
     .map_err(|e| e.context(gateway.log().join("\n")))?;
 
+    let later = load.next_number() + 1_000;
+    let tally = load.stop().await;
     target.send_replace(None);
+    sink.slow_down(Duration::ZERO);
+    // Deliveries that reached the sink while their outcome could not be written
+    // must be recorded once the disk has room, long before their 60 s leases end;
+    // otherwise they would be sent again.
+    let log = gateway.log().join("\n");
+    assert!(
+        log.contains("could not record the delivery outcome"),
+        "the full disk never stopped the worker recording an outcome; the test did not \
+         reach the case it is for:\n{log}"
+    );
+    wait_no_queued(&db_url, Duration::from_secs(30)).await?;
+    let seen = load::wait_delivered(&sink, &tally.accepted, Duration::from_secs(30)).await?;
+    assert_no_duplicates(&seen)?;
+
+    // Nothing in flight: a kill -9 and a restart must not send anything again. A
+    // later reply arriving shows the restarted worker has been through the queue.
     gateway.kill9().await?;
     let restarted = GatewayProcess::start(&spec).await?;
-    let tally = load.stop().await;
-    let seen = load::wait_delivered(&sink, &tally.accepted, Duration::from_secs(60))
+    send_mail(restarted.smtp_addr, BOB, &relay, &spec_load.message(later)).await?;
+    let mut with_later = tally.accepted.clone();
+    with_later.insert(later);
+    let seen = load::wait_delivered(&sink, &with_later, Duration::from_secs(30))
         .await
         .map_err(|e| e.context(restarted.log().join("\n")))?;
+    assert_no_duplicates(&seen)?;
     eprintln!(
-        "disk full: {} replies accepted, all delivered ({} twice); refused: {:?}",
+        "disk full: {} replies accepted, all delivered once; refused: {:?}",
         tally.accepted.len(),
-        seen.values().filter(|&&n| n > 1).count(),
         tally.refused
     );
     restarted.kill9().await?;
+    Ok(())
+}
+
+/// Waits until the database holds no delivery still to be made.
+async fn wait_no_queued(db_url: &str, bound: Duration) -> anyhow::Result<()> {
+    let mut conn = sqlx::SqliteConnection::connect(db_url).await?;
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        let queued: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'queued'")
+                .fetch_one(&mut conn)
+                .await?;
+        if queued == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{queued} deliveries still queued {bound:?} after the disk had room"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn assert_no_duplicates(seen: &std::collections::BTreeMap<u64, u64>) -> anyhow::Result<()> {
+    let twice: Vec<u64> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(m, _)| *m)
+        .collect();
+    anyhow::ensure!(twice.is_empty(), "delivered more than once: {twice:?}");
     Ok(())
 }
 
