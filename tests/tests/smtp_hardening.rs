@@ -204,6 +204,48 @@ async fn a_command_trickling_in_is_cut_at_its_deadline(backend: Backend) -> anyh
     Ok(())
 }
 
+async fn message_data_must_keep_a_minimum_rate(backend: Backend) -> anyhow::Result<()> {
+    let (_sink, gw, relay, _) = gateway(backend, |c| {
+        c.smtp.session_timeout_secs = 600;
+        c.smtp.idle_timeout_secs = 1;
+        c.smtp.min_data_rate = 1000;
+    })
+    .await?;
+    let (mut c, _) = RawClient::connect(gw.smtp_addr()).await?;
+    c.command("EHLO client.example.net").await?;
+    assert!(
+        c.command(&format!("MAIL FROM:<{BOB}>"))
+            .await?
+            .starts_with("250")
+    );
+    assert!(
+        c.command(&format!("RCPT TO:<{relay}>"))
+            .await?
+            .starts_with("250")
+    );
+    assert!(c.command("DATA").await?.starts_with("354"));
+    c.send(&format!(
+        "From: {BOB}\r\nTo: {relay}\r\nSubject: slow\r\n\r\n"
+    ))
+    .await?;
+    // Ten bytes every 300 ms is 33 bytes/s, far below 1000: the message is cut off
+    // although bytes keep coming (they used to reset the idle timer).
+    let mut reply = None;
+    for _ in 0..40 {
+        if c.send("0123456789").await.is_err() {
+            break;
+        }
+        if let Ok(answer) = tokio::time::timeout(Duration::from_millis(300), c.reply()).await {
+            reply = Some(answer?);
+            break;
+        }
+    }
+    let reply = reply.ok_or_else(|| anyhow::anyhow!("still receiving after 12 s at 33 bytes/s"))?;
+    assert!(reply.starts_with("421 4.4.2"), "{reply}");
+    assert!(c.is_closed().await);
+    Ok(())
+}
+
 async fn a_session_has_a_command_budget(backend: Backend) -> anyhow::Result<()> {
     let (_sink, gw, _, _) = gateway(backend, |c| c.smtp.max_commands = 5).await?;
     let (mut c, _) = RawClient::connect(gw.smtp_addr()).await?;
@@ -268,6 +310,7 @@ both_backends!(
     connections_per_address_are_limited,
     a_trickling_client_is_dropped,
     a_command_trickling_in_is_cut_at_its_deadline,
+    message_data_must_keep_a_minimum_rate,
     a_session_has_a_command_budget,
     overlong_command_lines_end_the_session,
     mail_loops_are_refused,
