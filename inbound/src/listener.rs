@@ -97,15 +97,28 @@ pub async fn serve(
             async move {
                 tracing::debug!("session started");
                 if let (Some((stream, resume)), Some(tls)) = (session.run().await, tls) {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => {
+                    // The handshake is input like any other: shorter under stress, and
+                    // the session can still be reclaimed to make room meanwhile.
+                    let limit = if resume.is_stressed() {
+                        params.stress_timeout.min(HANDSHAKE_TIMEOUT)
+                    } else {
+                        HANDSHAKE_TIMEOUT
+                    };
+                    let reclaim = resume.reclaim_token();
+                    let handshake = tokio::select! {
+                        _ = reclaim.cancelled() => None,
+                        done = tokio::time::timeout(limit, tls.accept(stream)) => Some(done),
+                    };
+                    match handshake {
+                        Some(Ok(Ok(stream))) => {
                             tracing::debug!("TLS started");
                             Session::resumed(stream, peer, params, router, shutdown, resume)
                                 .run()
                                 .await;
                         }
-                        Ok(Err(e)) => tracing::info!(error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::info!("TLS handshake timed out"),
+                        Some(Ok(Err(e))) => tracing::info!(error = %e, "TLS handshake failed"),
+                        Some(Err(_)) => tracing::info!("TLS handshake timed out"),
+                        None => tracing::debug!("TLS handshake reclaimed to make room"),
                     }
                 }
                 tracing::debug!("session ended");

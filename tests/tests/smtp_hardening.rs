@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use maskrelay::Config;
+use maskrelay_inbound::pressure;
 use maskrelay_tests::db::TestDb;
 use maskrelay_tests::gateway::{TestGateway, send_mail, smtp_refusal, test_config};
 use maskrelay_tests::mail::{from_address, parse};
@@ -246,6 +247,26 @@ async fn message_data_must_keep_a_minimum_rate(backend: Backend) -> anyhow::Resu
     Ok(())
 }
 
+async fn a_stalled_tls_handshake_is_reclaimed_to_make_room(backend: Backend) -> anyhow::Result<()> {
+    let (_sink, gw, _, _) = gateway(backend, |c| c.smtp.max_connections = 2).await?;
+    let (mut stalled, _) = RawClient::connect(gw.smtp_addr()).await?;
+    stalled.command("EHLO client.example.net").await?;
+    assert!(stalled.command("STARTTLS").await?.starts_with("220"));
+    // No ClientHello follows. Once it has been idle for a second, it is the session
+    // to reclaim when the listener is full.
+    tokio::time::sleep(pressure::MIN_IDLE_TO_RECLAIM + Duration::from_millis(200)).await;
+    let (_second, greeting) = RawClient::connect(gw.smtp_addr()).await?;
+    assert!(greeting.starts_with("220"), "{greeting}");
+    let (_third, greeting) = RawClient::connect(gw.smtp_addr()).await?;
+    assert!(greeting.starts_with("220"), "{greeting}");
+    // Closed now, not when its 30 s handshake timeout runs out.
+    assert!(
+        stalled.is_closed().await,
+        "the stalled handshake kept its place"
+    );
+    Ok(())
+}
+
 async fn a_session_has_a_command_budget(backend: Backend) -> anyhow::Result<()> {
     let (_sink, gw, _, _) = gateway(backend, |c| c.smtp.max_commands = 5).await?;
     let (mut c, _) = RawClient::connect(gw.smtp_addr()).await?;
@@ -311,6 +332,7 @@ both_backends!(
     a_trickling_client_is_dropped,
     a_command_trickling_in_is_cut_at_its_deadline,
     message_data_must_keep_a_minimum_rate,
+    a_stalled_tls_handshake_is_reclaimed_to_make_room,
     a_session_has_a_command_budget,
     overlong_command_lines_end_the_session,
     mail_loops_are_refused,

@@ -68,6 +68,18 @@ pub struct Resume {
     ticket: Ticket,
 }
 
+impl Resume {
+    /// Whether the listener is in stress mode (the handshake gets less time).
+    pub fn is_stressed(&self) -> bool {
+        self.ticket.is_stressed()
+    }
+
+    /// Cancelled if the session is reclaimed during the TLS handshake.
+    pub fn reclaim_token(&self) -> CancellationToken {
+        self.ticket.reclaim_token()
+    }
+}
+
 /// One client connection.
 pub struct Session<T> {
     stream: T,
