@@ -37,12 +37,11 @@ async fn gateway(
     Ok((sink, gw, relay, first.data))
 }
 
-/// A whole mail transaction on an open session; returns the final reply.
-async fn transaction<S: AsyncRead + AsyncWrite>(
+/// `MAIL`, `RCPT` and `DATA` from Bob to `relay` on an open session, up to `354`.
+async fn start_data<S: AsyncRead + AsyncWrite>(
     c: &mut RawClient<S>,
     relay: &str,
-    body: &str,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<()> {
     assert!(
         c.command(&format!("MAIL FROM:<{BOB}>"))
             .await?
@@ -54,6 +53,16 @@ async fn transaction<S: AsyncRead + AsyncWrite>(
             .starts_with("250")
     );
     assert!(c.command("DATA").await?.starts_with("354"));
+    Ok(())
+}
+
+/// A whole mail transaction on an open session; returns the final reply.
+async fn transaction<S: AsyncRead + AsyncWrite>(
+    c: &mut RawClient<S>,
+    relay: &str,
+    body: &str,
+) -> anyhow::Result<String> {
+    start_data(c, relay).await?;
     c.command(&format!(
         "From: {BOB}\r\nTo: {relay}\r\nSubject: Re: Hello\r\n\r\n{body}\r\n."
     ))
@@ -214,17 +223,7 @@ async fn message_data_must_keep_a_minimum_rate(backend: Backend) -> anyhow::Resu
     .await?;
     let (mut c, _) = RawClient::connect(gw.smtp_addr()).await?;
     c.command("EHLO client.example.net").await?;
-    assert!(
-        c.command(&format!("MAIL FROM:<{BOB}>"))
-            .await?
-            .starts_with("250")
-    );
-    assert!(
-        c.command(&format!("RCPT TO:<{relay}>"))
-            .await?
-            .starts_with("250")
-    );
-    assert!(c.command("DATA").await?.starts_with("354"));
+    start_data(&mut c, &relay).await?;
     c.send(&format!(
         "From: {BOB}\r\nTo: {relay}\r\nSubject: slow\r\n\r\n"
     ))
