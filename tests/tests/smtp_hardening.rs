@@ -182,6 +182,23 @@ async fn a_trickling_client_is_dropped(backend: Backend) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sends the `pieces` one every 300 ms (40 at most) until the server answers; the
+/// answer.
+async fn trickle_until_answered<S: AsyncRead + AsyncWrite>(
+    c: &mut RawClient<S>,
+    pieces: impl Iterator<Item = String>,
+) -> anyhow::Result<String> {
+    for piece in pieces.take(40) {
+        if c.send(&piece).await.is_err() {
+            break;
+        }
+        if let Ok(answer) = tokio::time::timeout(Duration::from_millis(300), c.reply()).await {
+            return answer;
+        }
+    }
+    anyhow::bail!("still connected after 12 s of trickling")
+}
+
 async fn a_command_trickling_in_is_cut_at_its_deadline(backend: Backend) -> anyhow::Result<()> {
     let (_sink, gw, _, _) = gateway(backend, |c| {
         c.smtp.session_timeout_secs = 600;
@@ -191,21 +208,7 @@ async fn a_command_trickling_in_is_cut_at_its_deadline(backend: Backend) -> anyh
     let (mut c, _) = RawClient::connect(gw.smtp_addr()).await?;
     // A byte every 300 ms, never a whole line: bytes do not make a command, so the
     // session ends a second after it began, long before its 10 minutes.
-    let mut reply = None;
-    for byte in "NOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOP"
-        .chars()
-        .cycle()
-        .take(40)
-    {
-        if c.send(&byte.to_string()).await.is_err() {
-            break;
-        }
-        if let Ok(answer) = tokio::time::timeout(Duration::from_millis(300), c.reply()).await {
-            reply = Some(answer?);
-            break;
-        }
-    }
-    let reply = reply.ok_or_else(|| anyhow::anyhow!("still connected after 12 s of trickling"))?;
+    let reply = trickle_until_answered(&mut c, "NOOP".chars().cycle().map(String::from)).await?;
     assert!(
         reply.starts_with("421 4.4.2") && reply.contains("Idle"),
         "{reply}"
@@ -230,17 +233,7 @@ async fn message_data_must_keep_a_minimum_rate(backend: Backend) -> anyhow::Resu
     .await?;
     // Ten bytes every 300 ms is 33 bytes/s, far below 1000: the message is cut off
     // although bytes keep coming (they used to reset the idle timer).
-    let mut reply = None;
-    for _ in 0..40 {
-        if c.send("0123456789").await.is_err() {
-            break;
-        }
-        if let Ok(answer) = tokio::time::timeout(Duration::from_millis(300), c.reply()).await {
-            reply = Some(answer?);
-            break;
-        }
-    }
-    let reply = reply.ok_or_else(|| anyhow::anyhow!("still receiving after 12 s at 33 bytes/s"))?;
+    let reply = trickle_until_answered(&mut c, std::iter::repeat("0123456789".into())).await?;
     assert!(reply.starts_with("421 4.4.2"), "{reply}");
     assert!(c.is_closed().await);
     Ok(())
