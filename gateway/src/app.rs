@@ -58,7 +58,6 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// # Errors
 /// If the store cannot be opened or a listener cannot bind.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    crate::fd_limit::raise_for(config.smtp.max_connections);
     let store = open_store(&config).await?;
     let wake = Arc::new(Notify::new());
     let shutdown = CancellationToken::new();

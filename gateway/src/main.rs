@@ -58,6 +58,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Handlers go in before anything listens: a SIGTERM that arrives just after the
     // listeners say they are up must stop the gateway cleanly, not kill it.
     let stop = StopSignals::install()?;
+    // A process-wide setting, so here at the binary's edge rather than in `app`.
+    maskrelay::fd_limit::raise_for(config.smtp.max_connections);
     let running = app::start(config).await?;
     stop.wait().await;
     tracing::info!("shutting down");
