@@ -15,8 +15,11 @@ pub enum Kind {
     Personal,
     /// A vacation notice or other automatic answer.
     AutoReply,
-    /// A delivery status notification, read receipt or feedback report.
+    /// A delivery status notification or read receipt.
     DeliveryReport,
+    /// A spam complaint or other feedback report, in RFC 5965's format or a
+    /// provider's own (Outlook.com's, SpamCop's...).
+    Complaint,
 }
 
 /// Subject prefixes vacation responders use when they set no header.
@@ -52,12 +55,42 @@ const BOUNCE_SUBJECTS: &[&str] = &[
     "delayed mail (still being retried)",
 ];
 
+/// Addresses and domains that send only feedback reports (Outlook.com's JMRP,
+/// SpamCop, AOL's older loop), whatever their format.
+const FEEDBACK_SENDERS: &[&str] = &["staff@hotmail.com", "scomp@aol.net"];
+const FEEDBACK_DOMAINS: &[&str] = &["reports.spamcop.net", "fbl.hotmail.com"];
+
+/// Local parts and subjects of feedback reports outside RFC 5965; either counts only
+/// with the reported message attached.
+const FEEDBACK_LOCALS: &[&str] = &[
+    "fbl",
+    "feedbackloop",
+    "feedback-loop",
+    "feedback",
+    "complaints",
+    "abuse",
+    "spam-report",
+];
+const FEEDBACK_SUBJECTS: &[&str] = &[
+    "complaint about message from",
+    "abuse report",
+    "spam report",
+    "spam complaint",
+    "feedback loop",
+    "fbl report",
+    "email feedback report",
+    "[spamcop",
+];
+
 /// Local parts only mail systems write from.
 const MAIL_SYSTEM_SENDERS: &[&str] =
     &["mailer-daemon", "mailerdaemon", "postmaster", "post_master"];
 
 /// Classifies a parsed message; `null_sender` is true for `MAIL FROM:<>`.
 pub fn classify(message: &Message<'_>, null_sender: bool) -> Kind {
+    if is_feedback_report(message) || looks_like_complaint(message) {
+        return Kind::Complaint;
+    }
     if is_report(message) || looks_like_bounce(message) {
         return Kind::DeliveryReport;
     }
@@ -82,6 +115,42 @@ fn is_report(message: &Message<'_>) -> bool {
             ]
             .iter()
             .any(|s| subtype.eq_ignore_ascii_case(s)))
+}
+
+/// RFC 5965: `multipart/report; report-type=feedback-report`.
+fn is_feedback_report(message: &Message<'_>) -> bool {
+    message.root_part().content_type().is_some_and(|ct| {
+        ct.ctype().eq_ignore_ascii_case("multipart")
+            && ct
+                .subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+            && ct
+                .attribute("report-type")
+                .is_some_and(|t| t.eq_ignore_ascii_case("feedback-report"))
+    })
+}
+
+/// A provider's complaint in its own format: from a feedback-loop address, or from
+/// a feedback-like sender or with a report-like subject, with the original attached.
+fn looks_like_complaint(message: &Message<'_>) -> bool {
+    let from = crate::message::first_address(message)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let (local, domain) = from.rsplit_once('@').unwrap_or_default();
+    if FEEDBACK_SENDERS.contains(&from.as_str()) || FEEDBACK_DOMAINS.contains(&domain) {
+        return true;
+    }
+    let subject = message.subject().unwrap_or_default().trim().to_lowercase();
+    let attached_original = message.parts.iter().any(|p| {
+        matches!(p.body, mail_parser::PartType::Message(_))
+            || p.content_type().is_some_and(|ct| {
+                ct.subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("rfc822-headers"))
+            })
+    });
+    attached_original
+        && (FEEDBACK_LOCALS.contains(&local)
+            || FEEDBACK_SUBJECTS.iter().any(|s| subject.contains(s)))
 }
 
 fn is_auto_reply(message: &Message<'_>) -> bool {
@@ -111,10 +180,7 @@ fn is_auto_reply(message: &Message<'_>) -> bool {
 }
 
 fn looks_like_bounce(message: &Message<'_>) -> bool {
-    let from = message
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
+    let from = crate::message::first_address(message)
         .unwrap_or_default()
         .to_ascii_lowercase();
     let local = from.split('@').next().unwrap_or_default();
@@ -186,5 +252,44 @@ mod tests {
         let bounce = "From: mx@mx.example\r\nSubject: failure notice\r\n\r\nx";
         assert_eq!(kind(bounce, false), Kind::DeliveryReport);
         assert_eq!(kind("From: b@x.org\r\n\r\nx", true), Kind::AutoReply);
+    }
+
+    #[test]
+    fn complaints_in_any_format_are_recognised() {
+        let arf = "Content-Type: multipart/report; report-type=feedback-report; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n";
+        assert_eq!(kind(arf, false), Kind::Complaint);
+        let jmrp =
+            "From: staff@hotmail.com\r\nSubject: complaint about message from 192.0.2.1\r\n\r\nx";
+        assert_eq!(kind(jmrp, false), Kind::Complaint);
+        let attached = |from: &str, subject: &str| {
+            format!(
+                "From: {from}\r\nSubject: {subject}\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+                 --b\r\nContent-Type: text/plain\r\n\r\nreport\r\n\
+                 --b\r\nContent-Type: message/rfc822\r\n\r\nFrom: x@relay.test\r\n\r\nspam\r\n--b--\r\n"
+            )
+        };
+        assert_eq!(
+            kind(&attached("fbl@isp.example", "Report"), false),
+            Kind::Complaint
+        );
+        assert_eq!(
+            kind(
+                &attached("noc@isp.example", "Abuse report for 192.0.2.1"),
+                false
+            ),
+            Kind::Complaint
+        );
+        // A member forwarding a message is still a member.
+        assert_eq!(
+            kind(&attached("bob@x.org", "Fwd: booking"), false),
+            Kind::Personal
+        );
+        assert_eq!(
+            kind(
+                "From: b@x.org\r\nSubject: abuse report\r\n\r\nno attachment",
+                false
+            ),
+            Kind::Personal
+        );
     }
 }

@@ -10,6 +10,9 @@
 //! - [`stats`]: counters for the metrics endpoint (refusals, reclaims, timeouts).
 //! - [`message`]: reading a received message (sender, thread, content).
 //! - [`mime`]: the received MIME tree reduced to what may be relayed.
+//! - [`charset`]: reading bytes as text by content, not only by label.
+//! - [`signed`]: signatures and keys dropped, opaque-signed mail unwrapped,
+//!   encrypted mail recognised.
 //! - [`classify`]: a member's reply, or an auto-reply or delivery report.
 //! - [`authenticate`]: SPF, DKIM and DMARC for the `From:` domain.
 //! - [`tls`]: the STARTTLS certificate, from files or self-signed for development.
@@ -20,6 +23,7 @@
 //! and the session answers `250` only after the queue has committed the message.
 
 pub mod authenticate;
+pub mod charset;
 pub mod classify;
 pub mod error;
 pub mod listener;
@@ -31,6 +35,7 @@ pub mod pressure;
 pub mod reply;
 pub mod route;
 pub mod session;
+pub mod signed;
 pub mod stats;
 pub mod tls;
 

@@ -7,11 +7,14 @@ use maskrelay_outbound::compose::{LOOP_HEADER, loop_mark};
 
 use crate::classify::{Kind, classify};
 use crate::mime;
+use crate::signed::Unrelayable;
 
 /// What the listener needs from a received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundMessage {
-    /// Address in the `From:` header, if any.
+    /// The first address in the `From:` header (`From: Smith, Bob <bob@x>`, with its
+    /// comma unquoted, reads as two mailboxes, the first without an address); `None`
+    /// if the header holds no address at all.
     pub from: Option<String>,
     /// The first of our `Message-ID`s it answers (`In-Reply-To`, else `References`).
     pub in_reply_to: Option<String>,
@@ -21,8 +24,8 @@ pub struct InboundMessage {
     pub looped: bool,
     /// How many `Received` headers it carries.
     pub hops: usize,
-    /// What may be relayed of it.
-    pub body: Body,
+    /// What may be relayed of it, or why nothing can be.
+    pub body: Result<Body, Unrelayable>,
 }
 
 /// Parses raw RFC 5322 bytes; `None` if they are not a message at all.
@@ -34,11 +37,7 @@ pub fn parse(
     now: i64,
 ) -> Option<InboundMessage> {
     let message = MessageParser::default().parse(raw)?;
-    let from = message
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .map(str::to_owned);
+    let from = first_address(&message).map(str::to_owned);
     let ours = |id: &&str| {
         id.rsplit_once('@')
             .is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(relay_domain))
@@ -73,6 +72,14 @@ pub fn parse(
         kind: classify(&message, null_sender),
         body: mime::body(&message, now),
     })
+}
+
+/// The first address in `From:`, skipping mailboxes that have only a name.
+pub fn first_address<'a>(message: &'a mail_parser::Message<'_>) -> Option<&'a str> {
+    message
+        .from()?
+        .iter()
+        .find_map(|a| a.address().filter(|a| a.contains('@')))
 }
 
 fn header_ids(value: &mail_parser::HeaderValue<'_>) -> Vec<String> {
@@ -111,11 +118,17 @@ mod tests {
         let m = read(raw);
         let m = m.as_ref();
         assert_eq!(m.and_then(|m| m.from.as_deref()), Some("Bob@Example.net"));
-        assert_eq!(m.map(|m| m.body.subject.as_str()), Some("Re: Hi"));
-        assert_eq!(m.and_then(|m| m.body.date), Some(1_772_528_520));
+        assert_eq!(
+            m.map(|m| m.body.as_ref().map_or("", |b| b.subject.as_str())),
+            Some("Re: Hi")
+        );
+        assert_eq!(
+            m.and_then(|m| m.body.as_ref().ok().and_then(|b| b.date)),
+            Some(1_772_528_520)
+        );
         assert_eq!(m.map(|m| m.kind), Some(Kind::Personal));
         assert_eq!(
-            m.map(|m| texts(&m.body.root)),
+            m.and_then(|m| m.body.as_ref().ok().map(|b| texts(&b.root))),
             Some(vec![("text/plain".into(), "Thanks!\r\n".into())])
         );
     }
@@ -123,7 +136,10 @@ mod tests {
     #[test]
     fn dates_from_the_future_are_not_believed() {
         let raw = b"From: b@x\r\nDate: Fri, 1 Jan 2100 00:00:00 +0000\r\n\r\nx\r\n";
-        assert_eq!(read(raw).and_then(|m| m.body.date), None);
+        assert_eq!(
+            read(raw).and_then(|m| m.body.ok().and_then(|b| b.date)),
+            None
+        );
     }
 
     #[test]
@@ -155,7 +171,7 @@ mod tests {
             "--B\r\nContent-Type: text/calendar\r\nContent-Disposition: attachment; filename=invite.ics\r\n\r\nORGANIZER:mailto:bob@example.com\r\n",
             "--B--\r\n"
         );
-        let body = read(raw.as_bytes()).map(|m| m.body);
+        let body = read(raw.as_bytes()).and_then(|m| m.body.ok());
         let Some(body) = body else {
             panic!("not parsed");
         };
@@ -198,12 +214,65 @@ mod tests {
             "From: =?utf-8?q?J=C3=B6rg?= <joerg@example.de>\r\nTo: bob@example.com\r\nSubject: Orig\r\nReceived: from secret\r\n\r\ninner\r\n",
             "--B--\r\n"
         );
-        let body = read(raw.as_bytes()).map(|m| m.body);
+        let body = read(raw.as_bytes()).and_then(|m| m.body.ok());
         let dump = format!("{body:?}");
         assert!(
             dump.contains("Jörg") && dump.contains("joerg@example.de"),
             "{dump}"
         );
         assert!(dump.contains("inner") && !dump.contains("secret"), "{dump}");
+    }
+
+    #[test]
+    fn an_unquoted_comma_in_the_name_still_finds_the_address() {
+        let raw = b"From: Smith, Bob <bob@example.com>\r\n\r\nx\r\n";
+        assert_eq!(
+            read(raw).and_then(|m| m.from),
+            Some("bob@example.com".into())
+        );
+        let raw = b"From: Bob Smith\r\n\r\nx\r\n";
+        assert_eq!(read(raw).and_then(|m| m.from), None);
+    }
+
+    #[test]
+    fn text_mislabelled_as_big5_keeps_its_characters() {
+        let raw = concat!(
+            "From: b@x\r\nContent-Type: multipart/alternative; boundary=B\r\n\r\n",
+            "--B\r\nContent-Type: text/plain; charset=Big5\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n",
+            "Gr=C3=BC=C3=9Fe, =E6=9C=83=E8=AD=B0\r\n",
+            "--B\r\nContent-Type: text/html; charset=big5\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+            "PHA+R3LDvMOfZTwvcD4=\r\n",
+            "--B--\r\n"
+        );
+        let body = read(raw.as_bytes()).and_then(|m| m.body.ok());
+        assert_eq!(
+            body.map(|b| texts(&b.root)),
+            Some(vec![
+                ("text/plain".into(), "Grüße, 會議".into()),
+                ("text/html".into(), "<p>Grüße</p>".into()),
+            ])
+        );
+    }
+
+    #[test]
+    fn a_latin1_attachment_of_any_type_is_read_as_text() {
+        let raw = concat!(
+            "From: b@x\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n",
+            "--B\r\nContent-Type: text/plain\r\n\r\nsee the card\r\n",
+            "--B\r\nContent-Type: application/octet-stream; name=bob.vcf\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+            "QkVHSU46VkNBUkQNCkZOOlpv6yBN/GxsZXINCkVNQUlMOnpvZUBleGFtcGxlLmNvbQ0KRU5EOlZDQVJEDQo=\r\n",
+            "--B--\r\n"
+        );
+        let body = read(raw.as_bytes()).and_then(|m| m.body.ok());
+        let Some(Content::Multipart(parts)) = body.map(|b| b.root.content) else {
+            panic!("not parsed");
+        };
+        assert_eq!(
+            parts[1].content,
+            Content::Text(
+                "BEGIN:VCARD\r\nFN:Zoë Müller\r\nEMAIL:zoe@example.com\r\nEND:VCARD\r\n".into()
+            )
+        );
+        assert_eq!(parts[1].charset.as_deref(), Some("windows-1252"));
     }
 }

@@ -147,6 +147,36 @@ pub const RECIPIENT_OPTED_OUT: Reply = reply(
     "5.7.1",
     "This member no longer accepts messages from other members; your reply was not delivered",
 );
+pub const WRITER_INACTIVE: Reply = reply(
+    550,
+    "5.7.1",
+    "Your membership of this organisation is not active, so your reply was not delivered; \
+     the organisation can reactivate it",
+);
+pub const READER_INACTIVE: Reply = reply(
+    550,
+    "5.7.1",
+    "The member you are answering is no longer an active member of the organisation, so \
+     your reply was not delivered",
+);
+pub const UNREADABLE_FROM: Reply = reply(
+    550,
+    "5.1.7",
+    "The From: header of this message holds no address that can be read; send it again \
+     with your address in From:, e.g. From: \"Smith, Bob\" <bob@example.com>",
+);
+pub const ENCRYPTED: Reply = reply(
+    550,
+    "5.7.5",
+    "Encrypted mail cannot be relayed: the relay must read a message to keep both members' \
+     addresses private; please send it again without encryption",
+);
+pub const SIGNED_UNREADABLE: Reply = reply(
+    550,
+    "5.6.0",
+    "This signed message could not be unpacked; please send it again without a digital \
+     signature (or with a detached signature)",
+);
 pub const NOT_DELIVERABLE: Reply = reply(550, "5.7.1", "Your message could not be delivered");
 pub const LOOP: Reply = reply(
     554,

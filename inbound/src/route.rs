@@ -2,7 +2,7 @@
 //! whether the writer is the member the address was given to, and handing accepted
 //! replies to the outbound queue.
 
-use maskrelay_outbound::policy::{Refusal, may_write};
+use maskrelay_outbound::policy::{Attempt, Refusal, may_write};
 use maskrelay_outbound::{Submission, Submitter};
 use maskrelay_schema::Store;
 use maskrelay_schema::conversations::RelayAddress;
@@ -18,6 +18,7 @@ use crate::authenticate::{Client, SenderAuth, Verdict};
 use crate::classify::Kind;
 use crate::message::{InboundMessage, parse};
 use crate::reply::{self, Reply};
+use crate::signed::Unrelayable;
 
 /// More `Received` headers than this is a loop (RFC 5321 §6.3 suggests 100 as
 /// the least a server should allow before deciding; real mail has under 20).
@@ -132,9 +133,18 @@ impl Router {
         } else {
             vec![tx.mail_from, from]
         };
-        let writing = Self::writing(legs, &claimed)?;
+        let writing = Self::writing(legs, &claimed, message.from.is_some())?;
         let verdict = self.prove(tx, from, raw, &writing).await?;
         self.check_choices(&writing).await?;
+        let body = message.body.as_ref().map_err(|unrelayable| {
+            for leg in &writing {
+                tracing::info!(conversation_id = %leg.conversation_id, reason = ?unrelayable, "reply refused: cannot be scrubbed");
+            }
+            match unrelayable {
+                Unrelayable::Encrypted => reply::ENCRYPTED,
+                Unrelayable::UnreadableSignedData => reply::SIGNED_UNREADABLE,
+            }
+        })?;
         let submissions: Vec<Submission<'_>> = writing
             .iter()
             .map(|leg| Submission {
@@ -142,7 +152,7 @@ impl Router {
                 sender: &leg.writer,
                 recipient: &leg.reader,
                 origin: Origin::Smtp,
-                body: &message.body,
+                body,
                 in_reply_to: message.in_reply_to.as_deref(),
                 sender_auth: Some(verdict.as_str()),
                 idempotency: None,
@@ -176,12 +186,17 @@ impl Router {
     /// The legs the writer may use: every recipient must be a relay address given to
     /// them, except their own (reply-all puts it among the recipients: the To: of what
     /// they received), which is simply not needed.
-    fn writing(legs: Vec<Leg>, claimed: &[&str]) -> Result<Vec<Leg>, Reply> {
+    /// `from_readable` is false when `From:` holds no address: the refusal says so.
+    fn writing(legs: Vec<Leg>, claimed: &[&str], from_readable: bool) -> Result<Vec<Leg>, Reply> {
         let mut writing = Vec::with_capacity(legs.len());
         for leg in legs {
             match Self::sender_is(&leg, claimed) {
                 Writer::Member => writing.push(leg),
                 Writer::Reader => {}
+                Writer::Stranger if !from_readable => {
+                    tracing::info!(conversation_id = %leg.conversation_id, "reply refused: no address in From:");
+                    return Err(reply::UNREADABLE_FROM);
+                }
                 Writer::Stranger => {
                     tracing::info!(conversation_id = %leg.conversation_id, "reply refused: not from the member the address was given to");
                     return Err(reply::WRONG_SENDER);
@@ -217,21 +232,44 @@ impl Router {
         }
     }
 
-    /// The organisation's and the readers' choices: messaging on, no opt-out, no block.
+    /// The rules on who may write to whom, the same as the API's: both members
+    /// active, messaging on, no opt-out, no block. A refusal is recorded with its
+    /// reason, so that the organisation can see why a reply did not arrive.
     async fn check_choices(&self, writing: &[Leg]) -> Result<(), Reply> {
         for leg in writing {
-            let refusal = match may_write(&self.store, &leg.org, &leg.writer, &leg.reader).await {
+            let attempt = Attempt {
+                org: &leg.org,
+                writer: &leg.writer,
+                reader: &leg.reader,
+                in_conversation: true,
+            };
+            let refusal = match may_write(&self.store, &attempt).await {
                 Ok(Ok(())) => continue,
-                Ok(Err(Refusal::MessagingDisabled)) => reply::MESSAGING_DISABLED,
-                Ok(Err(Refusal::RecipientOptedOut)) => reply::RECIPIENT_OPTED_OUT,
-                Ok(Err(Refusal::Blocked)) => reply::NOT_DELIVERABLE,
+                Ok(Err(refusal)) => refusal,
                 Err(e) => {
                     tracing::error!(error = %e, "policy check failed");
-                    reply::TRY_LATER
+                    return Err(reply::TRY_LATER);
                 }
             };
-            tracing::info!(conversation_id = %leg.conversation_id, code = refusal.code, "reply refused by the members' or organisation's choices");
-            return Err(refusal);
+            tracing::info!(conversation_id = %leg.conversation_id, reason = refusal.as_str(), "reply refused by the rules on who may write to whom");
+            let kind = InboundKind::Refused(refusal.as_str());
+            if let Err(e) = self
+                .store
+                .record_inbound(&leg.org.id, &leg.conversation_id, &leg.writer.id, kind)
+                .await
+            {
+                tracing::error!(conversation_id = %leg.conversation_id, error = %e, "could not record a refusal");
+                return Err(reply::TRY_LATER);
+            }
+            return Err(match refusal {
+                Refusal::WriterInactive => reply::WRITER_INACTIVE,
+                Refusal::ReaderInactive => reply::READER_INACTIVE,
+                Refusal::MessagingDisabled => reply::MESSAGING_DISABLED,
+                Refusal::RecipientOptedOut => reply::RECIPIENT_OPTED_OUT,
+                Refusal::Blocked | Refusal::TooManyNewConversations { .. } => {
+                    reply::NOT_DELIVERABLE
+                }
+            });
         }
         Ok(())
     }
@@ -241,6 +279,7 @@ impl Router {
         match message.kind {
             Kind::Personal => None,
             Kind::DeliveryReport => Some(InboundKind::DeliveryReport),
+            Kind::Complaint => Some(InboundKind::Complaint),
             Kind::AutoReply if legs.iter().all(|l| l.org.settings.relay_auto_replies) => None,
             Kind::AutoReply => Some(InboundKind::AutoReply),
         }

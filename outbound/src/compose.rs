@@ -143,10 +143,16 @@ fn mime(part: &Part, relay_domain: &str) -> std::io::Result<MimePart<'static>> {
         "application/octet-stream".to_owned()
     };
     let mut mime = match &part.content {
-        Content::Text(text) => MimePart::new(
-            ContentType::new(content_type).attribute("charset", "utf-8"),
-            BodyPart::Text(text.clone().into()),
-        ),
+        Content::Text(text) => match in_charset(text, part.charset.as_deref()) {
+            Some((charset, bytes)) => MimePart::new(
+                ContentType::new(content_type).attribute("charset", charset),
+                BodyPart::Binary(bytes.into()),
+            ),
+            None => MimePart::new(
+                ContentType::new(content_type).attribute("charset", "utf-8"),
+                BodyPart::Text(text.clone().into()),
+            ),
+        },
         Content::Binary(data) => MimePart::new(content_type, BodyPart::Binary(data.clone().into())),
         Content::Multipart(parts) => {
             let children = parts
@@ -180,6 +186,18 @@ fn mime(part: &Part, relay_domain: &str) -> std::io::Result<MimePart<'static>> {
         mime = mime.header("Content-Disposition", HeaderType::ContentType(disposition));
     }
     Ok(mime)
+}
+
+/// `text` encoded in `charset` with the charset's name, when it is a charset other
+/// than UTF-8 that can hold every character (scrubbing only puts ASCII in).
+fn in_charset(text: &str, charset: Option<&str>) -> Option<(&'static str, Vec<u8>)> {
+    let encoding = encoding_rs::Encoding::for_label(charset?.as_bytes())?;
+    // UTF-16's encoder writes UTF-8 (WHATWG): such parts are relabelled as UTF-8.
+    if encoding == encoding_rs::UTF_8 || encoding.output_encoding() != encoding {
+        return None;
+    }
+    let (bytes, _, unmappable) = encoding.encode(text);
+    (!unmappable).then(|| (encoding.name(), bytes.into_owned()))
 }
 
 /// A forwarded message, rebuilt with only the headers a reader needs.
@@ -254,6 +272,9 @@ fn text_footer(draft: &Draft<'_>) -> String {
          {}; your email addresses stay private.",
         draft.sender_name, draft.org_name, draft.sender_name
     );
+    if draft.body.signature_removed {
+        footer.push_str(&format!("\r\n{}", signature_note(draft.sender_name)));
+    }
     if let Some(links) = &draft.links {
         footer.push_str(&format!(
             "\r\nBlock {}: {}\r\nStop all messages from members of {}: {}",
@@ -274,10 +295,23 @@ fn html_footer(draft: &Draft<'_>) -> String {
             escape_html(l.stop)
         )
     });
+    let signature = if draft.body.signature_removed {
+        format!("<br>{}", escape_html(&signature_note(draft.sender_name)))
+    } else {
+        String::new()
+    };
     format!(
         "<hr><p style=\"font-size:small;color:#666\">You received this message from {sender} \
          through {org}. Reply to this email to answer {sender}; your email addresses stay \
-         private.{links}</p>"
+         private.{signature}{links}</p>"
+    )
+}
+
+/// The footer line for a message whose signature or key was taken out.
+fn signature_note(sender_name: &str) -> String {
+    format!(
+        "{sender_name}'s digital signature or public key was removed from this message, \
+         because it contains their email address."
     )
 }
 
@@ -418,6 +452,7 @@ mod tests {
             date: None,
             language: None,
             root: image,
+            signature_removed: false,
         };
         let bytes = compose(&draft(&body, &[]))?;
         let m = parsed(&bytes);
@@ -460,6 +495,7 @@ mod tests {
             date: None,
             language: Some("en".into()),
             root: Part::multipart("mixed", vec![Part::text("plain", "see below"), forwarded]),
+            signature_removed: false,
         };
         let bytes = compose(&draft(&body, &[]))?;
         let out = text(&bytes);
@@ -488,10 +524,53 @@ mod tests {
             date: None,
             language: Some("en\r\nBcc: x@y.z".into()),
             root: Part::multipart("mixed", vec![Part::text("plain", "x"), part]),
+            signature_removed: false,
         };
         let out = text(&compose(&draft(&body, &[]))?);
         assert!(!out.contains("Bcc"), "{out}");
         assert!(out.contains("application/octet-stream"), "{out}");
+        Ok(())
+    }
+
+    #[test]
+    fn legacy_attachments_keep_their_charset_and_removed_signatures_are_noted()
+    -> std::io::Result<()> {
+        let mut csv = Part::text("plain", "Name;Adresse\r\nZoë;z@relay.example.org\r\n");
+        csv.content_type = "application/vnd.ms-excel".into();
+        csv.attachment = true;
+        csv.charset = Some("windows-1252".into());
+        let mut json = Part::text("plain", "{\"a\":\"ü\"}");
+        json.content_type = "application/json".into();
+        json.charset = Some("UTF-16LE".into());
+        let body = Body {
+            subject: "s".into(),
+            date: None,
+            language: None,
+            root: Part::multipart("mixed", vec![Part::text("plain", "hi"), csv, json]),
+            signature_removed: true,
+        };
+        let bytes = compose(&draft(&body, &[]))?;
+        let m = parsed(&bytes);
+        let csv = m.attachment(0).map(|a| a.contents().to_vec());
+        assert_eq!(
+            csv.as_deref(),
+            Some(&b"Name;Adresse\r\nZo\xeb;z@relay.example.org\r\n"[..])
+        );
+        let out = text(&bytes);
+        assert!(
+            out.contains("charset=\"windows-1252\"") || out.contains("charset=windows-1252"),
+            "{out}"
+        );
+        // UTF-16 cannot be written back by encoding_rs: it becomes UTF-8, labelled so.
+        assert_eq!(
+            m.attachment(1).map(|a| a.contents().to_vec()),
+            Some("{\"a\":\"ü\"}".as_bytes().to_vec())
+        );
+        assert!(
+            m.body_text(0)
+                .is_some_and(|t| t.contains("digital signature or public key was removed")),
+            "{out}"
+        );
         Ok(())
     }
 }

@@ -19,6 +19,9 @@ pub struct Body {
     pub language: Option<String>,
     /// The MIME tree.
     pub root: Part,
+    /// The writer's signature or public key was taken out (it names their address);
+    /// the footer tells the reader.
+    pub signature_removed: bool,
 }
 
 /// One MIME part.
@@ -34,6 +37,10 @@ pub struct Part {
     pub language: Option<String>,
     /// Whether it is shown as an attachment rather than inline.
     pub attachment: bool,
+    /// The charset text content is written back in, when not UTF-8: attachments
+    /// (a CSV for Excel, a vCard) are read by programs that ignore MIME's charset
+    /// label, so they keep the encoding they came in.
+    pub charset: Option<String>,
     /// The content.
     pub content: Content,
 }
@@ -86,6 +93,7 @@ impl Part {
             content_id: None,
             language: None,
             attachment: false,
+            charset: None,
             content: Content::Text(text.into()),
         }
     }
@@ -98,6 +106,7 @@ impl Part {
             content_id: None,
             language: None,
             attachment: false,
+            charset: None,
             content: Content::Multipart(parts),
         }
     }
@@ -248,6 +257,7 @@ impl Body {
             date: None,
             language: None,
             root,
+            signature_removed: false,
         }
     }
 
@@ -295,6 +305,7 @@ mod tests {
             subject: "s".into(),
             date: None,
             language: None,
+            signature_removed: false,
             root: Part::multipart("related", vec![html, image]),
         };
         body.scrub(&Scrubber::new("relay.test", false));
@@ -368,6 +379,7 @@ mod tests {
             subject: "Re: bob@example.com".into(),
             date: None,
             language: None,
+            signature_removed: false,
             root: Part::multipart("mixed", vec![file, forwarded]),
         };
         body.scrub(&s);

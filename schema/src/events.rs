@@ -1,5 +1,6 @@
-//! Machine-generated mail that reached a relay address and was recorded instead of
-//! relayed: auto-replies and delivery reports. Only the fact is kept, never content.
+//! Mail that reached a relay address and was recorded instead of relayed:
+//! auto-replies, delivery and feedback reports, and replies refused by the rules on
+//! who may write to whom. Only the fact (and a refusal's reason) is kept, never content.
 
 use sqlx::Row;
 
@@ -7,13 +8,18 @@ use crate::db::Store;
 use crate::error::Result;
 use crate::ids::{new_id, now_ms};
 
-/// What kind of machine-generated mail arrived.
+/// What kind of mail arrived and was not relayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InboundKind {
     /// A vacation notice or other automatic answer.
     AutoReply,
-    /// A delivery status notification, read receipt or abuse report.
+    /// A delivery status notification or read receipt.
     DeliveryReport,
+    /// A spam complaint or other feedback report (RFC 5965 or a provider's own format).
+    Complaint,
+    /// A member's reply refused by the rules on who may write to whom; the reason is
+    /// a stable name such as `writer_inactive`.
+    Refused(&'static str),
 }
 
 impl InboundKind {
@@ -22,17 +28,30 @@ impl InboundKind {
         match self {
             InboundKind::AutoReply => "auto_reply",
             InboundKind::DeliveryReport => "delivery_report",
+            InboundKind::Complaint => "complaint",
+            InboundKind::Refused(_) => "refused",
+        }
+    }
+
+    fn reason(self) -> Option<&'static str> {
+        match self {
+            InboundKind::Refused(reason) => Some(reason),
+            _ => None,
         }
     }
 }
 
 /// How many of each kind a conversation has recorded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InboundCounts {
     /// Auto-replies.
     pub auto_replies: i64,
     /// Delivery reports.
     pub delivery_reports: i64,
+    /// Complaints and feedback reports.
+    pub complaints: i64,
+    /// Refused replies, by reason, in order of reason.
+    pub refused: Vec<(String, i64)>,
 }
 
 impl Store {
@@ -48,14 +67,16 @@ impl Store {
         kind: InboundKind,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO inbound_events (id, org_id, conversation_id, member_id, kind, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO inbound_events \
+             (id, org_id, conversation_id, member_id, kind, reason, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(new_id())
         .bind(org_id)
         .bind(conversation_id)
         .bind(member_id)
         .bind(kind.as_str())
+        .bind(kind.reason())
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
@@ -68,7 +89,8 @@ impl Store {
     /// [`crate::StoreError`] if the query fails.
     pub async fn inbound_counts(&self, conversation_id: &str) -> Result<InboundCounts> {
         let rows = sqlx::query(
-            "SELECT kind, COUNT(*) AS n FROM inbound_events WHERE conversation_id = $1 GROUP BY kind",
+            "SELECT kind, reason, COUNT(*) AS n FROM inbound_events WHERE conversation_id = $1 \
+             GROUP BY kind, reason ORDER BY kind, reason",
         )
         .bind(conversation_id)
         .fetch_all(&self.pool)
@@ -77,10 +99,15 @@ impl Store {
         for row in rows {
             let kind: String = row.try_get("kind")?;
             let n: i64 = row.try_get("n")?;
-            if kind == InboundKind::AutoReply.as_str() {
-                counts.auto_replies = n;
-            } else if kind == InboundKind::DeliveryReport.as_str() {
-                counts.delivery_reports = n;
+            match kind.as_str() {
+                "auto_reply" => counts.auto_replies += n,
+                "delivery_report" => counts.delivery_reports += n,
+                "complaint" => counts.complaints += n,
+                "refused" => {
+                    let reason: Option<String> = row.try_get("reason")?;
+                    counts.refused.push((reason.unwrap_or_default(), n));
+                }
+                _ => {}
             }
         }
         Ok(counts)

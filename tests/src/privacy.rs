@@ -1,6 +1,10 @@
 //! Checking delivered mail for personal addresses, independently of the gateway's own
 //! scrubber: the raw bytes, then every part decoded (transfer encoding, charset,
-//! encoded-words in headers, HTML character references, percent escapes).
+//! encoded-words in headers, HTML character references, percent escapes), bytes read
+//! in the charsets text comes in (Windows-1252, UTF-16 either way round, Shift_JIS),
+//! and base64 found inside any of those (PGP armour, PEM certificates) decoded in
+//! turn. Certificates and OpenPGP packets hold addresses as plain bytes, so a
+//! signature or key that slipped through is found once its armour is undone.
 
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
@@ -29,7 +33,10 @@ fn collect(m: &Message<'_>, path: &str, out: &mut Vec<(String, String)>) {
             out.push((format!("{at}/file name"), name.to_owned()));
         }
         match &part.body {
-            PartType::Text(t) => out.push((format!("{at}/text"), t.to_string())),
+            PartType::Text(t) => {
+                out.push((format!("{at}/text"), t.to_string()));
+                armour_views(t, &format!("{at}/text"), out);
+            }
             PartType::Html(h) => {
                 out.push((format!("{at}/html"), h.to_string()));
                 out.push((
@@ -39,15 +46,93 @@ fn collect(m: &Message<'_>, path: &str, out: &mut Vec<(String, String)>) {
                 out.push((format!("{at}/html as text"), html_to_text(h)));
             }
             PartType::Binary(b) | PartType::InlineBinary(b) => {
-                out.push((
-                    format!("{at}/bytes"),
-                    String::from_utf8_lossy(b).into_owned(),
-                ));
+                bytes_views(b, &format!("{at}/bytes"), out);
             }
             PartType::Message(inner) => collect(inner, &format!("{at}/forwarded"), out),
             PartType::Multipart(_) => {}
         }
     }
+}
+
+/// Bytes read every way text could be in them.
+fn bytes_views(bytes: &[u8], at: &str, out: &mut Vec<(String, String)>) {
+    let utf8 = String::from_utf8_lossy(bytes).into_owned();
+    armour_views(&utf8, at, out);
+    out.push((at.to_owned(), utf8));
+    for encoding in [
+        encoding_rs::WINDOWS_1252,
+        encoding_rs::UTF_16LE,
+        encoding_rs::UTF_16BE,
+        encoding_rs::SHIFT_JIS,
+    ] {
+        let (text, _) = encoding.decode_without_bom_handling(bytes);
+        out.push((format!("{at} as {}", encoding.name()), text.into_owned()));
+    }
+    // ASCII in UTF-16 or in a BMPString, whatever the alignment.
+    let ascii: Vec<u8> = bytes.iter().copied().filter(|&b| b != 0).collect();
+    out.push((
+        format!("{at} without NULs"),
+        String::from_utf8_lossy(&ascii).into_owned(),
+    ));
+}
+
+/// Runs of base64 in `text` (armour bodies, PEM blocks, base64 pasted into text),
+/// decoded and read as bytes, to two levels (base64 inside base64).
+fn armour_views(text: &str, at: &str, out: &mut Vec<(String, String)>) {
+    armour_views_at(text, at, out, 2);
+}
+
+fn armour_views_at(text: &str, at: &str, out: &mut Vec<(String, String)>, depth: u8) {
+    use base64::Engine;
+    if depth == 0 {
+        return;
+    }
+    for (i, run) in base64_runs(text).into_iter().enumerate() {
+        let engine = base64::engine::general_purpose::STANDARD_NO_PAD;
+        let Ok(decoded) = engine.decode(run.trim_end_matches('=')) else {
+            continue;
+        };
+        let at = format!("{at}/base64 run {i}");
+        let utf8 = String::from_utf8_lossy(&decoded).into_owned();
+        armour_views_at(&utf8, &at, out, depth - 1);
+        let ascii: Vec<u8> = decoded.iter().copied().filter(|&b| b != 0).collect();
+        out.push((at.clone(), utf8));
+        out.push((
+            format!("{at} without NULs"),
+            String::from_utf8_lossy(&ascii).into_owned(),
+        ));
+    }
+}
+
+/// Maximal runs of at least 24 base64 characters, across line breaks; armour
+/// checksum lines (`=abcd`) end a run.
+fn base64_runs(text: &str) -> Vec<String> {
+    let mut runs = Vec::new();
+    let mut run = String::new();
+    let flush = |run: &mut String, runs: &mut Vec<String>| {
+        if run.len() >= 24 {
+            runs.push(std::mem::take(run));
+        }
+        run.clear();
+    };
+    for line in text.lines() {
+        let line = line.trim();
+        let is_base64 = !line.is_empty()
+            && !line.starts_with('=')
+            && line
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+        if is_base64 {
+            run.push_str(line);
+            if line.ends_with('=') {
+                flush(&mut run, &mut runs);
+            }
+        } else {
+            flush(&mut run, &mut runs);
+        }
+    }
+    flush(&mut run, &mut runs);
+    runs
 }
 
 /// Where each of `addresses` occurs in `raw`, case-insensitively, raw or decoded.
@@ -245,6 +330,30 @@ mod tests {
                 .starts_with("alice@example.org in message/part0/html decoded: …<a href=\"mailto")),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn finds_addresses_inside_armour_and_other_encodings() {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        // An OpenPGP user id packet and a DER IA5String, base64-armoured.
+        let packet = engine.encode(b"\xb4\x1eBob Smith <bob@example.com>\x89\x02\x33\x04");
+        let text = format!(
+            "hi\r\n-----BEGIN PGP PUBLIC KEY BLOCK-----\r\n\r\n{packet}\r\n=AbCd\r\n-----END PGP PUBLIC KEY BLOCK-----\r\n"
+        );
+        let raw = format!("From: x@relay.test\r\n\r\n{text}");
+        let found = leaks(raw.as_bytes(), &["bob@example.com"]);
+        assert!(found.iter().any(|f| f.contains("base64 run")), "{found:?}");
+        let utf16: Vec<u8> = "EMAIL:bob@example.com"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        let raw = format!(
+            "From: x@relay.test\r\nContent-Type: application/x-card\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            engine.encode(&utf16)
+        );
+        let found = leaks(raw.as_bytes(), &["bob@example.com"]);
+        assert!(found.iter().any(|f| f.contains("UTF-16BE")), "{found:?}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! message path and for the SMTP command parser.
 //!
 //! - Wherever and however a member's address is hidden in a reply, the composed
-//!   message holds it nowhere, raw or decoded.
+//!   message holds it nowhere, raw or decoded; also in attachments of non-text types
+//!   written in Latin-1, Windows-1252, UTF-16 (either byte order) or Shift_JIS.
 //! - Arbitrary bytes, and real messages with bytes changed, go through parsing,
 //!   scrubbing and composing without a panic.
 //! - Arbitrary command streams over a real socket get only well-formed replies, and
@@ -51,7 +52,7 @@ fn relay(raw: &[u8]) -> Option<Vec<u8>> {
     let mut scrubber = Scrubber::new("relay.test", false);
     scrubber.replace(BOB, BOB_RELAY);
     scrubber.replace(ALICE, ALICE_RELAY);
-    let mut body = message.body;
+    let mut body = message.body.ok()?;
     body.scrub(&scrubber);
     compose(&Draft {
         sender_name: "Bob",
@@ -155,6 +156,47 @@ fn hide(address: &str, how: u8, split: usize, filler: &str) -> String {
     }
 }
 
+/// Text in one of the charsets attachments come in; `None` if the charset cannot
+/// hold it. UTF-16 carries its byte order mark.
+fn encode(text: &str, charset: u8) -> Option<(Vec<u8>, &'static str)> {
+    let utf16 = |be: bool| {
+        let mut out = if be {
+            vec![0xfe, 0xff]
+        } else {
+            vec![0xff, 0xfe]
+        };
+        for unit in text.encode_utf16() {
+            out.extend(if be {
+                unit.to_be_bytes()
+            } else {
+                unit.to_le_bytes()
+            });
+        }
+        out
+    };
+    let legacy = |encoding: &'static encoding_rs::Encoding| {
+        let (bytes, _, unmappable) = encoding.encode(text);
+        (!unmappable).then(|| bytes.into_owned())
+    };
+    Some(match charset % 5 {
+        0 => (legacy(encoding_rs::WINDOWS_1252)?, "iso-8859-1"),
+        1 => (legacy(encoding_rs::WINDOWS_1252)?, "windows-1252"),
+        2 => (utf16(false), "utf-16"),
+        3 => (utf16(true), "utf-16"),
+        _ => (legacy(encoding_rs::SHIFT_JIS)?, "shift_jis"),
+    })
+}
+
+/// Types that are not `text/*` but often hold text.
+const NON_TEXT_TYPES: &[&str] = &[
+    "application/octet-stream",
+    "application/vnd.ms-excel",
+    "application/ics",
+    "application/json",
+    "application/x-vcard",
+    "application/x-unknown",
+];
+
 /// An address of Alice or Bob in mixed case.
 fn participant() -> impl Strategy<Value = String> {
     (prop::bool::ANY, prop::collection::vec(prop::bool::ANY, 32)).prop_map(|(alice, upper)| {
@@ -182,6 +224,39 @@ proptest! {
         prop_assert!(out.is_some(), "not relayed: {raw}");
         let found = leaks(&out.unwrap_or_default(), &[ALICE, BOB]);
         prop_assert!(found.is_empty(), "{found:?}\nfrom:\n{raw}");
+    }
+
+    #[test]
+    fn an_address_in_a_legacy_encoded_attachment_never_survives(
+        address in participant(),
+        charset in 0u8..5,
+        ctype in prop::sample::select(NON_TEXT_TYPES),
+        declared in prop::bool::ANY,
+        before in "[a-zA-Z0-9 äöüéß€.,;:()\\-]{0,40}",
+        after in "[a-zA-Z0-9 会議日本語です。、]{0,20}",
+    ) {
+        // Shift_JIS has no umlauts and Windows-1252 no kanji: keep what each can hold.
+        let text = match charset % 5 {
+            0 | 1 => format!("{before}\r\nEMAIL:{address}\r\nNOTE:x\r\n"),
+            2 | 3 => format!("{before}\r\nEMAIL:{address}\r\n{after}\r\n"),
+            _ => format!("NOTE:{after}\r\nEMAIL:{address}\r\n{after}\r\n"),
+        };
+        let Some((bytes, label)) = encode(&text, charset) else {
+            return Ok(());
+        };
+        let param = if declared { format!("; charset={label}") } else { String::new() };
+        let raw = format!(
+            "From: {BOB}\r\nTo: {ALICE_RELAY}\r\nSubject: card\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nattached\r\n\
+             --b\r\nContent-Type: {ctype}{param}\r\nContent-Disposition: attachment; filename=card\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+            base64(&bytes)
+        );
+        let out = relay(raw.as_bytes());
+        prop_assert!(out.is_some(), "not relayed: {raw}");
+        let found = leaks(&out.unwrap_or_default(), &[ALICE, BOB]);
+        prop_assert!(found.is_empty(), "{found:?}\nfrom {label}:\n{text}");
     }
 
     #[test]

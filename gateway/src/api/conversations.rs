@@ -37,6 +37,16 @@ pub async fn get(
             "delivery_reports_recorded".into(),
             counts.delivery_reports.into(),
         );
+        obj.insert("complaints_recorded".into(), counts.complaints.into());
+        obj.insert(
+            "replies_refused".into(),
+            counts
+                .refused
+                .iter()
+                .map(|(reason, n)| (reason.clone(), Value::from(*n)))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        );
         obj.insert(
             "messages".into(),
             messages

@@ -6,14 +6,12 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use maskrelay_outbound::policy::{Refusal, may_write};
+use maskrelay_outbound::policy::{Attempt, Refusal, may_write};
 use maskrelay_outbound::submit::IdempotencyRecord;
 use maskrelay_outbound::{Body, OutboundError, Submission, Submitted};
 use maskrelay_schema::crypto::sha256;
-use maskrelay_schema::ids::now_ms;
-use maskrelay_schema::members::{Member, MemberStatus};
+
 use maskrelay_schema::messages::Origin;
-use maskrelay_schema::orgs::Org;
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -54,45 +52,16 @@ pub async fn post(
     }
     let sender = live_member(&state, &org.id, from_id, "from").await?;
     let recipient = live_member(&state, &org.id, to_id, "to").await?;
-    if sender.status != MemberStatus::Active {
-        return Err(ApiError::forbidden(
-            "inactive_member",
-            format!("member {from_id:?} is inactive and cannot send messages"),
-        )
-        .field("from"));
+    let attempt = Attempt {
+        org: &org,
+        writer: &sender,
+        reader: &recipient,
+        in_conversation: false,
+    };
+    if let Err(refusal) = may_write(&state.store, &attempt).await? {
+        tracing::info!(org_id = %org.id, reason = refusal.as_str(), "message refused");
+        return Err(refused(refusal, from_id, to_id));
     }
-    if recipient.status != MemberStatus::Active {
-        return Err(ApiError::forbidden(
-            "inactive_member",
-            format!("member {to_id:?} is inactive and cannot receive messages"),
-        )
-        .field("to"));
-    }
-    match may_write(&state.store, &org, &sender, &recipient).await? {
-        Ok(()) => {}
-        Err(Refusal::MessagingDisabled) => {
-            return Err(ApiError::forbidden(
-                "messaging_disabled",
-                "this organisation has turned off messages between members",
-            ));
-        }
-        Err(Refusal::RecipientOptedOut) => {
-            return Err(ApiError::forbidden(
-                "recipient_opted_out",
-                format!("member {to_id:?} has turned off messages from other members"),
-            )
-            .field("to"));
-        }
-        // Said no more plainly than this, so that a blocked member does not learn it.
-        Err(Refusal::Blocked) => {
-            return Err(ApiError::forbidden(
-                "not_deliverable",
-                format!("the message could not be delivered to member {to_id:?}"),
-            )
-            .field("to"));
-        }
-    }
-    check_new_conversation_limits(&state, &org, &sender, &recipient).await?;
     let content = Body::from_text(subject, text, html);
     let render = |s: &Submitted| response_body(s).to_string();
     let submission = Submission {
@@ -143,51 +112,46 @@ pub async fn get(
     })))
 }
 
-/// Refuses a new conversation beyond the organisation's hourly and daily limits, with
-/// `Retry-After` set to when the oldest one counted leaves the window. Writing in an
-/// existing conversation is never limited here. Concurrent requests may overshoot a
-/// limit by the number in flight; it is a brake on abuse, not an exact quota.
-async fn check_new_conversation_limits(
-    state: &AppState,
-    org: &Org,
-    sender: &Member,
-    recipient: &Member,
-) -> Result<(), ApiError> {
-    if state
-        .store
-        .conversation_between(&org.id, &sender.id, &recipient.id)
-        .await?
-    {
-        return Ok(());
+/// The answer to a refused message, naming the field at fault.
+fn refused(refusal: Refusal, from_id: &str, to_id: &str) -> ApiError {
+    match refusal {
+        Refusal::WriterInactive => ApiError::forbidden(
+            "inactive_member",
+            format!("member {from_id:?} is inactive and cannot send messages"),
+        )
+        .field("from"),
+        Refusal::ReaderInactive => ApiError::forbidden(
+            "inactive_member",
+            format!("member {to_id:?} is inactive and cannot receive messages"),
+        )
+        .field("to"),
+        Refusal::MessagingDisabled => ApiError::forbidden(
+            "messaging_disabled",
+            "this organisation has turned off messages between members",
+        ),
+        Refusal::RecipientOptedOut => ApiError::forbidden(
+            "recipient_opted_out",
+            format!("member {to_id:?} has turned off messages from other members"),
+        )
+        .field("to"),
+        // Said no more plainly than this, so that a blocked member does not learn it.
+        Refusal::Blocked => ApiError::forbidden(
+            "not_deliverable",
+            format!("the message could not be delivered to member {to_id:?}"),
+        )
+        .field("to"),
+        Refusal::TooManyNewConversations {
+            limit,
+            window,
+            retry_after_secs,
+        } => ApiError::rate_limited(
+            format!(
+                "member {from_id:?} has started {limit} new conversations in the last {window}, \
+                 the most this organisation allows; try again later"
+            ),
+            retry_after_secs,
+        ),
     }
-    let now = now_ms();
-    let windows = [
-        (org.settings.new_conversations_per_hour, 3_600_000, "hour"),
-        (org.settings.new_conversations_per_day, 86_400_000, "day"),
-    ];
-    for (limit, window, name) in windows {
-        if limit == 0 {
-            continue;
-        }
-        let started = state
-            .store
-            .conversations_started(&sender.id, now - window)
-            .await?;
-        if started.count >= limit {
-            let free_at = started.oldest.unwrap_or(now) + window;
-            let seconds = u64::try_from(free_at - now).unwrap_or(0).div_ceil(1000);
-            tracing::info!(org_id = %org.id, "new conversation refused: rate limit");
-            return Err(ApiError::rate_limited(
-                format!(
-                    "member {:?} has started {limit} new conversations in the last {name}, \
-                     the most this organisation allows; try again later",
-                    sender.external_id
-                ),
-                seconds,
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn response_body(s: &Submitted) -> Value {

@@ -50,6 +50,19 @@ pub fn views(html: &str) -> Vec<View> {
     views
 }
 
+/// Plain text with its character references decoded and nothing else: the text that
+/// clients converting HTML to plain text leave behind (`bob&#64;example.com`).
+pub fn references_decoded(text: &str) -> View {
+    let mut chars = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let (decoded, next) = entity_or_char(text, i);
+        chars.push(decoded);
+        i = next;
+    }
+    View { chars }
+}
+
 fn starts_tag(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'/' || b == b'!' || b == b'?'
 }

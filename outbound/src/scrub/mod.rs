@@ -61,11 +61,19 @@ impl Scrubber {
         self.known.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
     }
 
-    /// Plain text (a text part, a subject, a file name) with addresses replaced.
+    /// Plain text (a text part, a subject, a file name) with addresses replaced, as
+    /// written, with percent escapes decoded and with character references decoded
+    /// (clients that turn HTML into plain text leave `&lt;bob&#64;example.com&gt;`).
     pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         in_pieces(text, false, |piece| {
             let mut edits = Edits::default();
             self.edit(&View::plain(piece, 0).percent_decoded(), &mut edits);
+            if piece.contains('&') {
+                self.edit(
+                    &html::references_decoded(piece).percent_decoded(),
+                    &mut edits,
+                );
+            }
             apply(piece, edits)
         })
     }
@@ -228,6 +236,17 @@ mod tests {
     fn percent_escaped_addresses_in_text_are_replaced() {
         let out = scrubber(false).text("https://x.example/u/bob%40example.com?x=1");
         assert_eq!(out, "https://x.example/u/bbbb@relay.test?x=1");
+    }
+
+    #[test]
+    fn character_references_in_plain_text_are_replaced() {
+        let out = scrubber(true).text(
+            "Bob Smith &lt;bob&#64;example&period;com&gt; cc &lt;carol&#x40;x.example&gt; a &amp; b",
+        );
+        assert_eq!(
+            out,
+            "Bob Smith &lt;bbbb@relay.test&gt; cc &lt;[address removed]&gt; a &amp; b"
+        );
     }
 
     #[test]
