@@ -2,6 +2,7 @@
 //! smarthost on loopback, and a gateway on free ports.
 //!
 //! - [`api`]: the HTTP API as a directory calls it.
+//! - [`conversation`]: Alice and Bob in one conversation, for the privacy tests.
 //! - [`db`]: a SQLite file or a fresh PostgreSQL database per test.
 //! - [`dns`]: a DNS server on loopback publishing SPF, DKIM and DMARC records.
 //! - [`smarthost`]: an independent SMTP server recording what maskrelay delivers.
@@ -12,9 +13,11 @@
 //! - [`mail`]: reading delivered messages.
 //! - [`privacy`]: looking for personal addresses in delivered mail, decoded every way.
 //! - [`raw`]: a raw SMTP client for protocol tests.
+//! - [`signing`]: S/MIME and OpenPGP samples made with `openssl` and `gpg`.
 //! - [`both_backends!`]: runs each test on SQLite and on PostgreSQL.
 
 pub mod api;
+pub mod conversation;
 pub mod db;
 pub mod dns;
 pub mod flood;
@@ -24,6 +27,7 @@ pub mod mail;
 pub mod privacy;
 pub mod process;
 pub mod raw;
+pub mod signing;
 pub mod smarthost;
 
 pub use db::Backend;

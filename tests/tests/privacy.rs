@@ -3,110 +3,18 @@
 
 use std::time::Duration;
 
+use maskrelay_tests::conversation::{
+    ALICE, ALICE_WORK, BOB, BOB_HOME, Conversation, EVERY_ADDRESS, visible,
+};
 use maskrelay_tests::db::TestDb;
 use maskrelay_tests::gateway::{TestGateway, send_mail_to, smtp_refusal, test_config};
 use maskrelay_tests::mail::{from_address, parse};
-use maskrelay_tests::privacy::{decoded_views, foreign_addresses, leaks};
-use maskrelay_tests::smarthost::{Delivered, Smarthost};
+use maskrelay_tests::privacy::{foreign_addresses, leaks};
+use maskrelay_tests::smarthost::Smarthost;
 use maskrelay_tests::{Backend, both_backends};
 use reqwest::Method;
 use serde_json::json;
 use sqlx::Connection;
-
-const ALICE: &str = "alice.liddell@example.com";
-const ALICE_WORK: &str = "a.liddell@work.example";
-const BOB: &str = "Bob.Smith@example.net";
-const BOB_HOME: &str = "bob@home.example";
-const EVERY_ADDRESS: [&str; 4] = [ALICE, ALICE_WORK, BOB, BOB_HOME];
-const WAIT: Duration = Duration::from_secs(10);
-
-/// Alice has written to Bob through the API.
-struct Conversation {
-    smarthost: Smarthost,
-    gw: TestGateway,
-    /// The conversation's id.
-    id: String,
-    /// Alice's relay address, as Bob sees it.
-    alice_relay: String,
-    /// Bob's own relay address: the `To:` of what he received.
-    bob_relay: String,
-    /// What Bob received.
-    first: Delivered,
-}
-
-impl Conversation {
-    async fn start(backend: Backend) -> anyhow::Result<Self> {
-        let smarthost = Smarthost::start().await?;
-        let gw = TestGateway::start(backend, &smarthost).await?;
-        gw.member_json(
-            "alice",
-            &json!({"email": ALICE, "name": "Alice", "other_emails": [ALICE_WORK]}),
-        )
-        .await?;
-        gw.member_json(
-            "bob",
-            &json!({"email": BOB, "name": "Bob", "other_emails": [BOB_HOME]}),
-        )
-        .await?;
-        let (status, created) = gw
-            .call(
-                Method::POST,
-                "/v1/messages",
-                Some(&json!({
-                    "from": "alice", "to": "bob", "subject": "Tennis?",
-                    "text": format!("Hi Bob, write to me at {ALICE} or {ALICE_WORK}."),
-                })),
-            )
-            .await?;
-        anyhow::ensure!(status == 202, "{created}");
-        let first = smarthost.wait_for(1, WAIT).await?.remove(0);
-        let m = parse(&first.data)?;
-        let bob_relay = m
-            .to()
-            .and_then(|a| a.first())
-            .and_then(|a| a.address())
-            .unwrap_or_default()
-            .to_owned();
-        Ok(Self {
-            id: created["conversation_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            alice_relay: from_address(&m),
-            bob_relay,
-            first,
-            smarthost,
-            gw,
-        })
-    }
-
-    /// Bob's client sends `raw` to `rcpts`; returns the server's final reply text.
-    async fn bob_sends(&self, rcpts: &[&str], raw: &str) -> anyhow::Result<String> {
-        send_mail_to(self.gw.smtp_addr(), Some(BOB), rcpts, raw.as_bytes()).await
-    }
-
-    /// The conversation's metadata, as the organisation sees it.
-    async fn metadata(&self) -> anyhow::Result<serde_json::Value> {
-        let path = format!("/v1/conversations/{}", self.id);
-        let (status, conv) = self.gw.call(Method::GET, &path, None).await?;
-        anyhow::ensure!(status == 200, "GET {path}: {status} {conv}");
-        Ok(conv)
-    }
-
-    /// The `n`th delivered message (0 is the first, to Bob).
-    async fn delivered(&self, n: usize) -> anyhow::Result<Delivered> {
-        Ok(self.smarthost.wait_for(n + 1, WAIT).await?.remove(n))
-    }
-}
-
-/// Everything a reader could see, decoded and joined.
-fn visible(raw: &[u8]) -> String {
-    decoded_views(raw)
-        .into_iter()
-        .map(|(_, text)| text)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 async fn api_messages_carry_no_real_address(backend: Backend) -> anyhow::Result<()> {
     let c = Conversation::start(backend).await?;
