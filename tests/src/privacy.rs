@@ -35,6 +35,11 @@ fn collect(m: &Message<'_>, path: &str, out: &mut Vec<(String, String)>) {
         match &part.body {
             PartType::Text(t) => {
                 out.push((format!("{at}/text"), t.to_string()));
+                // Plain text converted from HTML keeps its references (`&#64;`).
+                out.push((
+                    format!("{at}/text decoded"),
+                    percent_decode(&decode_references(t)),
+                ));
                 armour_views(t, &format!("{at}/text"), out);
             }
             PartType::Html(h) => {

@@ -53,6 +53,12 @@ async fn smime_signed_replies_lose_only_their_signature(backend: Backend) -> any
     let first = c.delivered(1).await?;
     assert_clean(&first, &[WORDS, SIGNATURE_NOTE])?;
     assert!(!first.text().contains("pkcs7"), "{}", first.text());
+    // The content is relayed without the signature's wrapper.
+    assert!(
+        !first.text().contains("multipart/signed"),
+        "{}",
+        first.text()
+    );
 
     let opaque = signer.smime_opaque(&entity).await?;
     anyhow::ensure!(opaque.contains("signed-data"), "{opaque}");
@@ -95,6 +101,11 @@ async fn pgp_signatures_and_keys_are_dropped(backend: Backend) -> anyhow::Result
     let first = c.delivered(1).await?;
     assert_clean(&first, &[WORDS, SIGNATURE_NOTE])?;
     assert!(!first.text().contains("BEGIN PGP"), "{}", first.text());
+    assert!(
+        !first.text().contains("multipart/signed"),
+        "{}",
+        first.text()
+    );
 
     // Inline: a clear-signed text, with the key pasted below it.
     let clearsigned = signer

@@ -100,7 +100,7 @@ fn hide(address: &str, how: u8, split: usize, filler: &str) -> String {
     };
     let text = format!("{filler} On Tue, Someone <{address}> wrote: {filler}");
     let (at_local, at_domain) = address.split_once('@').unwrap_or((address, ""));
-    match how % 10 {
+    match how % 13 {
         0 => format!(
             "{}{}\r\n",
             head("text/plain; charset=utf-8", "quoted-printable"),
@@ -142,7 +142,7 @@ fn hide(address: &str, how: u8, split: usize, filler: &str) -> String {
             head("text/vcard; charset=utf-8", "8bit"),
             address.to_uppercase()
         ),
-        _ => format!(
+        9 => format!(
             "{}{}\r\n",
             head("text/html; charset=utf-8", "base64"),
             base64(
@@ -151,6 +151,36 @@ fn hide(address: &str, how: u8, split: usize, filler: &str) -> String {
                     address.replace('.', "&period;")
                 )
                 .as_bytes()
+            )
+        ),
+        // Plain text converted from HTML by the writer's client.
+        10 => format!(
+            "{}{filler} &lt;{at_local}&#64;{}&gt; {filler}\r\n",
+            head("text/plain; charset=utf-8", "8bit"),
+            at_domain.replace('.', "&period;")
+        ),
+        // UTF-8 labelled as a legacy charset.
+        11 => format!(
+            "{}{}\r\n",
+            head("text/plain; charset=Big5", "base64"),
+            base64(format!("會議 {text}").as_bytes())
+        ),
+        // A signature part holding the address as certificates do, in plain bytes.
+        _ => format!(
+            "{}--s\r\nContent-Type: text/plain\r\n\r\n{filler}\r\n--s\r\n\
+             Content-Type: application/pkcs7-signature; name=smime.p7s\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--s--\r\n",
+            head(
+                "multipart/signed; protocol=\"application/pkcs7-signature\"; boundary=s",
+                "7bit"
+            ),
+            base64(
+                &[
+                    b"\x30\x82\x01\x0a\x81\x15".as_slice(),
+                    address.as_bytes(),
+                    b"\x00\x01"
+                ]
+                .concat()
             )
         ),
     }
@@ -215,7 +245,7 @@ proptest! {
     #[test]
     fn a_hidden_address_never_survives(
         address in participant(),
-        how in 0u8..10,
+        how in 0u8..13,
         split in 0usize..200,
         filler in "[a-zA-Z0-9 äöü€.,;:!?()\\-]{0,40}",
     ) {
