@@ -13,6 +13,7 @@
 //! - [`charset`]: reading bytes as text by content, not only by label.
 //! - [`signed`]: signatures and keys dropped, opaque-signed mail unwrapped,
 //!   encrypted mail recognised.
+//! - [`ber`]: BER rewritten as DER, for CMS from streaming signers.
 //! - [`classify`]: a member's reply, or an auto-reply or delivery report.
 //! - [`authenticate`]: SPF, DKIM and DMARC for the `From:` domain.
 //! - [`tls`]: the STARTTLS certificate, from files or self-signed for development.
@@ -23,6 +24,7 @@
 //! and the session answers `250` only after the queue has committed the message.
 
 pub mod authenticate;
+pub mod ber;
 pub mod charset;
 pub mod classify;
 pub mod error;

@@ -76,13 +76,20 @@ pub fn kind(content_type: &str, smime_type: Option<&str>, file_name: Option<&str
     }
 }
 
-/// The content an opaque-signed CMS structure (DER) signs: a MIME entity.
+/// The content an opaque-signed CMS structure (DER, or BER as streaming signers
+/// write it) signs: a MIME entity.
 ///
 /// # Errors
 /// [`Unrelayable::Encrypted`] if the structure is enveloped (encrypted) data,
 /// [`Unrelayable::UnreadableSignedData`] if it cannot be read or signs nothing.
 pub fn signed_content(der: &[u8]) -> Result<Vec<u8>, Unrelayable> {
-    let info = ContentInfo::from_der(der).map_err(|_| Unrelayable::UnreadableSignedData)?;
+    let info = match ContentInfo::from_der(der) {
+        Ok(info) => info,
+        Err(_) => {
+            let der = crate::ber::to_der(der).map_err(|_| Unrelayable::UnreadableSignedData)?;
+            ContentInfo::from_der(&der).map_err(|_| Unrelayable::UnreadableSignedData)?
+        }
+    };
     if info.content_type != SIGNED_DATA {
         // Enveloped, authenticated-enveloped, encrypted or compressed data: nothing
         // a reader could be given without the writer's keys or a decoder we lack.

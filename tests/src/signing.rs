@@ -105,6 +105,27 @@ impl Signer {
         .await
     }
 
+    /// `entity` signed opaquely by a streaming signer (`-stream`): BER with
+    /// indefinite lengths and the content in chunks, as streaming encoders write it.
+    ///
+    /// # Errors
+    /// If `openssl` fails.
+    pub async fn smime_opaque_streamed(&self, entity: &str) -> anyhow::Result<String> {
+        self.smime(
+            &[
+                "-sign",
+                "-nodetach",
+                "-stream",
+                "-signer",
+                "cert.pem",
+                "-inkey",
+                "key.pem",
+            ],
+            entity,
+        )
+        .await
+    }
+
     /// `entity` encrypted to the certificate: S/MIME enveloped data.
     ///
     /// # Errors

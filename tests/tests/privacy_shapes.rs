@@ -68,6 +68,20 @@ async fn smime_signed_replies_lose_only_their_signature(backend: Backend) -> any
     let second = c.delivered(2).await?;
     assert_clean(&second, &[WORDS, SIGNATURE_NOTE])?;
     assert!(!second.text().contains("pkcs7"), "{}", second.text());
+
+    // Streaming signers write BER: indefinite lengths, the content in chunks.
+    let long_words = format!("{WORDS}\r\n{}", "Long reply line. ".repeat(400));
+    let streamed = signer
+        .smime_opaque_streamed(&text_entity(&long_words))
+        .await?;
+    let raw = format!("{}{streamed}", c.reply_headers("Re: Tennis? (streamed)"));
+    let answer = c.bob_sends(&[&c.alice_relay], &raw).await?;
+    assert!(answer.contains("accepted"), "{answer}");
+    let third = c.delivered(3).await?;
+    assert_clean(
+        &third,
+        &[WORDS, SIGNATURE_NOTE, "Long reply line. Long reply line."],
+    )?;
     Ok(())
 }
 
