@@ -66,6 +66,15 @@ pub fn readable(bytes: &[u8], declared: Option<&str>) -> Option<Decoded> {
     if let Some(decoded) = by_bom(bytes) {
         return is_readable(&decoded.text).then_some(decoded);
     }
+    // Every candidate below keeps ASCII's control bytes as they are, so one scan
+    // rules out binary content before anything is decoded (ESC is allowed: the
+    // ISO-2022 charsets switch with it).
+    if bytes
+        .iter()
+        .any(|&b| (b < 0x20 && !b"\t\r\n\x0c\x1b".contains(&b)) || b == 0x7f)
+    {
+        return None;
+    }
     let declared = declared.and_then(|l| Encoding::for_label(l.trim().as_bytes()));
     // A short text gives the detector little to go on, so the charsets text
     // attachments usually come in are tried after its guess. Binary content fails

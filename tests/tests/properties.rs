@@ -5,7 +5,8 @@
 //!   message holds it nowhere, raw or decoded; also in attachments of non-text types
 //!   written in Latin-1, Windows-1252, UTF-16 (either byte order) or Shift_JIS.
 //! - Arbitrary bytes, and real messages with bytes changed, go through parsing,
-//!   scrubbing and composing without a panic.
+//!   scrubbing and composing without a panic; so do arbitrary bytes through the
+//!   BER rewriter and the CMS reader.
 //! - Arbitrary command streams over a real socket get only well-formed replies, and
 //!   nothing panics in any session.
 //!
@@ -293,6 +294,18 @@ proptest! {
     fn arbitrary_bytes_never_panic(raw in prop::collection::vec(any::<u8>(), 0..4096)) {
         let before = panics().load(Ordering::SeqCst);
         let _ = relay(&raw);
+        prop_assert_eq!(panics().load(Ordering::SeqCst), before);
+    }
+
+    #[test]
+    fn arbitrary_cms_never_panics(
+        raw in prop::collection::vec(any::<u8>(), 0..2048),
+        prefix in prop::sample::select(vec![&[][..], &[0x30, 0x80][..], &[0x30, 0x80, 0x06, 0x09][..], &[0x24, 0x80][..]]),
+    ) {
+        let before = panics().load(Ordering::SeqCst);
+        let bytes = [prefix, raw.as_slice()].concat();
+        let _ = maskrelay_inbound::ber::to_der(&bytes);
+        let _ = maskrelay_inbound::signed::signed_content(&bytes);
         prop_assert_eq!(panics().load(Ordering::SeqCst), before);
     }
 
