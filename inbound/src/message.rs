@@ -275,4 +275,26 @@ mod tests {
         );
         assert_eq!(parts[1].charset.as_deref(), Some("windows-1252"));
     }
+
+    #[test]
+    fn a_key_sent_as_a_text_file_is_dropped_and_noted() {
+        let raw = concat!(
+            "From: b@x\r\nContent-Type: multipart/mixed; boundary=\"=_k1\"\r\n\r\n",
+            "--=_k1\r\nContent-Type: text/plain\r\n\r\nmy key is attached\r\n",
+            "--=_k1\r\nContent-Type: text/plain; name=\"OpenPGP_0xB0B.asc\"\r\n",
+            "Content-Disposition: attachment; filename=\"OpenPGP_0xB0B.asc\"\r\n\r\n",
+            "-----BEGIN PGP PUBLIC KEY BLOCK-----\r\n\r\nmDMEZ\r\n=AbCd\r\n-----END PGP PUBLIC KEY BLOCK-----\r\n",
+            "--=_k1--\r\n"
+        );
+        let body = read(raw.as_bytes()).and_then(|m| m.body.ok());
+        assert_eq!(
+            body.as_ref().map(|b| b.signature_removed),
+            Some(true),
+            "{body:?}"
+        );
+        assert_eq!(
+            body.map(|b| texts(&b.root)),
+            Some(vec![("text/plain".into(), "my key is attached".into())])
+        );
+    }
 }

@@ -82,18 +82,19 @@ impl Reader {
         let mut charset = None;
         let content = match &p.body {
             PartType::Text(t) | PartType::Html(t) => {
-                Content::Text(self.text(text_of(message, p, t, declared))?)
+                match self.text(text_of(message, p, t, declared))? {
+                    Some(text) => Content::Text(text),
+                    None => return Ok(None),
+                }
             }
             PartType::Binary(b) | PartType::InlineBinary(b) => {
                 match charset::readable(b, declared) {
                     Some(decoded) => {
                         charset = Some(decoded.encoding.name().to_owned());
-                        let text = self.text(decoded.text)?;
-                        if text.trim().is_empty() {
-                            // Nothing but a key or signature block: an `.asc` file.
-                            return Ok(None);
+                        match self.text(decoded.text)? {
+                            Some(text) => Content::Text(text),
+                            None => return Ok(None),
                         }
-                        Content::Text(text)
                     }
                     None => Content::Binary(b.to_vec()),
                 }
@@ -135,19 +136,18 @@ impl Reader {
         }))
     }
 
-    /// Text with inline OpenPGP signatures and keys taken out; encrypted armour
-    /// refuses the message.
-    fn text(&mut self, text: String) -> Result<String, Unrelayable> {
+    /// Text with inline OpenPGP signatures and keys taken out; `None` if nothing
+    /// else was in it (a key sent as an `.asc` file). Encrypted armour refuses the
+    /// message.
+    fn text(&mut self, text: String) -> Result<Option<String>, Unrelayable> {
         if signed::has_encrypted_armour(&text) {
             return Err(Unrelayable::Encrypted);
         }
-        Ok(match signed::strip_inline(&text) {
-            Some(stripped) => {
-                self.signature_removed = true;
-                stripped
-            }
-            None => text,
-        })
+        let Some(stripped) = signed::strip_inline(&text) else {
+            return Ok(Some(text));
+        };
+        self.signature_removed = true;
+        Ok((!stripped.trim().is_empty()).then_some(stripped))
     }
 
     /// The content an opaque-signed part signs, read as the part it stands for.

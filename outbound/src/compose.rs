@@ -273,7 +273,8 @@ fn text_footer(draft: &Draft<'_>) -> String {
         draft.sender_name, draft.org_name, draft.sender_name
     );
     if draft.body.signature_removed {
-        footer.push_str(&format!("\r\n{}", signature_note(draft.sender_name)));
+        footer.push_str("\r\n");
+        footer.push_str(SIGNATURE_NOTE);
     }
     if let Some(links) = &draft.links {
         footer.push_str(&format!(
@@ -296,7 +297,7 @@ fn html_footer(draft: &Draft<'_>) -> String {
         )
     });
     let signature = if draft.body.signature_removed {
-        format!("<br>{}", escape_html(&signature_note(draft.sender_name)))
+        format!("<br>{}", escape_html(SIGNATURE_NOTE))
     } else {
         String::new()
     };
@@ -307,13 +308,10 @@ fn html_footer(draft: &Draft<'_>) -> String {
     )
 }
 
-/// The footer line for a message whose signature or key was taken out.
-fn signature_note(sender_name: &str) -> String {
-    format!(
-        "{sender_name}'s digital signature or public key was removed from this message, \
-         because it contains their email address."
-    )
-}
+/// The footer line for a message whose signature or key was taken out. It names
+/// nobody: the signature may have been on a message the writer forwarded.
+const SIGNATURE_NOTE: &str = "A digital signature or public key was removed from this message, \
+                              because it carries an email address.";
 
 /// Escapes text for inclusion in HTML element content.
 pub fn escape_html(text: &str) -> String {

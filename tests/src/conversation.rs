@@ -110,6 +110,17 @@ impl Conversation {
         )
     }
 
+    /// Bob's client sends `raw` to Alice's relay address, which must accept it;
+    /// returns the `n`th delivery (0 is the first, to Bob), which should be it.
+    ///
+    /// # Errors
+    /// If the reply is refused or nothing arrives in time.
+    pub async fn relayed(&self, raw: &str, n: usize) -> anyhow::Result<Delivered> {
+        let answer = self.bob_sends(&[&self.alice_relay], raw).await?;
+        anyhow::ensure!(answer.contains("accepted"), "{answer}");
+        self.delivered(n).await
+    }
+
     /// Bob's client sends `raw` to Alice's relay address; the refusal (`"550 5.7.1
     /// …"`), or `"accepted"`.
     pub async fn bob_refused(&self, raw: &str) -> String {

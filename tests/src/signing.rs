@@ -78,11 +78,7 @@ impl Signer {
     /// # Errors
     /// If `openssl` fails.
     pub async fn smime_detached(&self, entity: &str) -> anyhow::Result<String> {
-        self.smime(
-            &["-sign", "-signer", "cert.pem", "-inkey", "key.pem"],
-            entity,
-        )
-        .await
+        self.smime_sign(&[], entity).await
     }
 
     /// `entity` signed opaquely: `application/pkcs7-mime; smime-type=signed-data`,
@@ -91,18 +87,7 @@ impl Signer {
     /// # Errors
     /// If `openssl` fails.
     pub async fn smime_opaque(&self, entity: &str) -> anyhow::Result<String> {
-        self.smime(
-            &[
-                "-sign",
-                "-nodetach",
-                "-signer",
-                "cert.pem",
-                "-inkey",
-                "key.pem",
-            ],
-            entity,
-        )
-        .await
+        self.smime_sign(&["-nodetach"], entity).await
     }
 
     /// `entity` signed opaquely by a streaming signer (`-stream`): BER with
@@ -111,19 +96,7 @@ impl Signer {
     /// # Errors
     /// If `openssl` fails.
     pub async fn smime_opaque_streamed(&self, entity: &str) -> anyhow::Result<String> {
-        self.smime(
-            &[
-                "-sign",
-                "-nodetach",
-                "-stream",
-                "-signer",
-                "cert.pem",
-                "-inkey",
-                "key.pem",
-            ],
-            entity,
-        )
-        .await
+        self.smime_sign(&["-nodetach", "-stream"], entity).await
     }
 
     /// `entity` encrypted to the certificate: S/MIME enveloped data.
@@ -191,6 +164,13 @@ impl Signer {
             Some(text),
         )
         .await
+    }
+
+    async fn smime_sign(&self, options: &[&str], entity: &str) -> anyhow::Result<String> {
+        let mut args = vec!["-sign"];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&["-signer", "cert.pem", "-inkey", "key.pem"]);
+        self.smime(&args, entity).await
     }
 
     async fn smime(&self, args: &[&str], entity: &str) -> anyhow::Result<String> {
