@@ -159,21 +159,20 @@ pub fn leaks(raw: &[u8], addresses: &[&str]) -> Vec<String> {
 }
 
 /// Every address-like `local@domain.tld` in the decoded views whose domain is not
-/// `relay_domain`.
+/// `relay_domain`, each once, with the first view it was seen in.
 pub fn foreign_addresses(raw: &[u8], relay_domain: &str) -> Vec<String> {
-    decoded_views(raw)
-        .into_iter()
-        .flat_map(|(at, text)| {
-            addresses_in(&text)
-                .into_iter()
-                .filter(|a| {
-                    !a.to_lowercase()
-                        .ends_with(&format!("@{}", relay_domain.to_lowercase()))
-                })
-                .map(move |a| format!("{a} in {at}"))
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    let relay = format!("@{}", relay_domain.to_lowercase());
+    let mut seen = std::collections::HashSet::new();
+    let mut found = Vec::new();
+    for (at, text) in decoded_views(raw) {
+        for address in addresses_in(&text) {
+            let lower = address.to_lowercase();
+            if !lower.ends_with(&relay) && seen.insert(lower) {
+                found.push(format!("{address} in {at}"));
+            }
+        }
+    }
+    found
 }
 
 /// Address-like tokens: a run of local-part characters, `@`, and a dotted domain
