@@ -209,6 +209,7 @@ fn worker_config(config: &Config) -> anyhow::Result<WorkerConfig> {
     let mut worker = WorkerConfig::new(config.relay_domain.clone(), transport);
     worker.instance_id = config.instance_id();
     worker.lease = Duration::from_secs(out.lease_secs.max(3));
+    worker.dkim_reload = Duration::from_secs(out.dkim_reload_secs.max(1));
     worker.poll_interval = Duration::from_millis(out.poll_interval_ms.max(10));
     worker.concurrency = out.concurrency.max(1);
     let first = out.first_retry_secs;

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `org create`.
+//! The command line: `serve`, `migrate`, `org create`, `dkim generate|list|retire`.
 
 use std::path::PathBuf;
 
@@ -29,6 +29,39 @@ pub enum Command {
         /// What to do with organisations.
         #[command(subcommand)]
         command: OrgCommand,
+    },
+    /// Manage the relay domain's DKIM keys (stored encrypted in the database, shared
+    /// by every instance).
+    Dkim {
+        /// What to do with DKIM keys.
+        #[command(subcommand)]
+        command: DkimCommand,
+    },
+}
+
+/// DKIM subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DkimCommand {
+    /// Make a key under a new selector and print the TXT record to publish. It signs
+    /// from the next reload (`outbound.dkim_reload_secs`); the key it replaces keeps
+    /// being published until retired.
+    Generate {
+        /// The selector, e.g. `mr2026a` (letters, digits, hyphens; dots between labels).
+        #[arg(long)]
+        selector: String,
+        /// `ed25519` (RFC 8463) or `rsa` (2048 bits). Sign with one of each: receivers
+        /// that cannot verify Ed25519 yet verify the RSA signature.
+        #[arg(long, default_value = "ed25519")]
+        algorithm: String,
+    },
+    /// List keys: selector, algorithm, when made, and whether it signs, is only
+    /// published, or is retired.
+    List,
+    /// Retire a key: it stops signing, and its record may be removed from DNS once
+    /// mail signed with it has been delivered (a few days).
+    Retire {
+        /// The selector to retire.
+        selector: String,
     },
 }
 

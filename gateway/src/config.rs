@@ -154,6 +154,9 @@ pub struct OutboundConfig {
     /// Seconds a claimed delivery is reserved for this instance; renewed while the
     /// delivery is in progress, so a crashed instance's claims free up this soon.
     pub lease_secs: u64,
+    /// Seconds between looks at the database for DKIM keys made or retired (by
+    /// `maskrelay dkim`, on any instance).
+    pub dkim_reload_secs: u64,
 }
 
 impl Default for Config {
@@ -219,6 +222,7 @@ impl Default for OutboundConfig {
             give_up_after_hours: 48,
             retention_sweep_secs: 300,
             lease_secs: 60,
+            dkim_reload_secs: 60,
         }
     }
 }
@@ -258,6 +262,7 @@ pub const KEYS: &[&str] = &[
     "http.public_url",
     "instance_id",
     "outbound.lease_secs",
+    "outbound.dkim_reload_secs",
     "smtp.stress_timeout_secs",
     "smtp.stress_percent",
     "smtp.min_data_rate",

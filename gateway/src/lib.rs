@@ -5,6 +5,7 @@
 //! - [`keyfile`]: the secret key that protects personal data at rest.
 //! - [`api`]: the HTTP API (axum).
 //! - [`cli`]: the command line (clap).
+//! - [`dkim_keys`]: `maskrelay dkim generate|list|retire`.
 //! - [`fd_limit`]: raises the file limit for many SMTP sessions.
 //! - [`app`]: starts and stops the store, API, SMTP listener and delivery worker.
 
@@ -12,6 +13,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod dkim_keys;
 pub mod fd_limit;
 pub mod keyfile;
 

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use maskrelay::cli::{Cli, Command, OrgCommand};
+use maskrelay::dkim_keys;
 use maskrelay::{Config, app};
 use tracing_subscriber::EnvFilter;
 
@@ -50,6 +51,12 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Dkim { command } => {
+            let store = app::open_store(&config).await?;
+            let result = dkim_keys::run(&store, &config.relay_domain, command).await;
+            store.close().await;
+            result
         }
     }
 }

@@ -6,10 +6,13 @@
 //! - [`scrub`]: replaces the members' real addresses in that tree with relay addresses.
 //! - [`compose`]: builds the RFC 5322 message a member receives, from scratch, with a
 //!   relay address as sender, our threading headers and the privacy footer.
-//! - [`policy`]: whether one member may write to another (blocks, opt-outs).
+//! - [`policy`]: whether one member may write to another (the one rule for the API
+//!   and for mail).
 //! - [`submit`]: the single transaction that stores a message and its delivery
 //!   before the HTTP API or the SMTP listener acknowledges it.
-//! - [`worker`]: claims due deliveries under a lease and records each outcome.
+//! - [`worker`]: claims due deliveries under a lease, signs, hands them to the
+//!   transport and records each outcome.
+//! - [`dkim`]: DKIM keys (made with aws-lc-rs), their TXT records, and signing.
 //! - [`record`]: writes how an attempt ended, retrying while the database fails.
 //! - [`retry`]: the pure retry schedule.
 //! - [`janitor`]: wipes content kept past an organisation's retention.
@@ -22,6 +25,7 @@
 pub mod capture;
 pub mod compose;
 pub mod content;
+pub mod dkim;
 pub mod error;
 pub mod janitor;
 pub mod policy;

@@ -9,6 +9,7 @@
 //! claiming and waits for the deliveries in flight; anything claimed but not
 //! finished is claimed again once its lease expires.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,6 +22,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::dkim::KeyCache;
 use crate::error::DeliveryError;
 use crate::record::Outcome;
 use crate::retry::{NextStep, RetryPolicy};
@@ -47,6 +49,8 @@ pub struct WorkerConfig {
     pub command_timeout: Duration,
     /// When to retry.
     pub retry: RetryPolicy,
+    /// How often DKIM keys are read again from the store.
+    pub dkim_reload: Duration,
 }
 
 impl WorkerConfig {
@@ -61,6 +65,7 @@ impl WorkerConfig {
             concurrency: 8,
             command_timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
+            dkim_reload: Duration::from_secs(60),
         }
     }
 }
@@ -91,10 +96,18 @@ pub async fn run(
             "could not take back earlier claims; they are retried when their leases expire"
         ),
     }
+    let keys = KeyCache::new(config.relay_domain.clone(), config.dkim_reload);
+    if keys.current(&store).await.is_empty() {
+        tracing::warn!(
+            "no DKIM key: messages leave unsigned and mailbox providers will junk them; \
+             run `maskrelay dkim generate` and publish the record it prints"
+        );
+    }
     let ctx = Arc::new(Context {
         store,
         transport,
         config,
+        keys,
         in_flight: Mutex::default(),
         shutdown: shutdown.clone(),
     });
@@ -152,6 +165,7 @@ struct Context {
     store: Store,
     transport: Transport,
     config: WorkerConfig,
+    keys: KeyCache,
     /// Deliveries this process is working on, so that a claim renewed by a later
     /// look at the queue (after a lease ran out while the database was failing) is
     /// not handed out twice here.
@@ -218,6 +232,24 @@ impl Context {
             .remove(&d.id);
     }
 
+    /// The message with its DKIM signatures, made on the blocking pool (an RSA
+    /// signature is about a millisecond of CPU). Unsigned when there is no key.
+    async fn sign<'a>(&self, content: &'a [u8]) -> Result<Cow<'a, [u8]>, DeliveryError> {
+        let signer = self.keys.current(&self.store).await;
+        if signer.is_empty() {
+            return Ok(Cow::Borrowed(content));
+        }
+        let owned = content.to_vec();
+        match tokio::task::spawn_blocking(move || signer.sign(&owned)).await {
+            Ok(Ok(signed)) => Ok(Cow::Owned(signed)),
+            // Unsigned mail would be junked: try again later instead.
+            Ok(Err(reason)) => Err(DeliveryError::Temporary(reason)),
+            Err(e) => Err(DeliveryError::Temporary(format!(
+                "signing task failed: {e}"
+            ))),
+        }
+    }
+
     /// Hands the delivery to the transport, renewing its lease every third of it for
     /// as long as the transport takes.
     async fn deliver_renewing(&self, d: &ClaimedDelivery) -> Result<(), DeliveryError> {
@@ -227,10 +259,11 @@ impl Context {
             mail_from: &mail_from,
             rcpt_to: &d.recipient,
         };
+        let content = self.sign(&d.content).await?;
         let deliver = self.transport.deliver(
             &self.config.relay_domain,
             &envelope,
-            &d.content,
+            &content,
             self.config.command_timeout,
         );
         tokio::pin!(deliver);

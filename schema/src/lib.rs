@@ -15,6 +15,7 @@
 //! - [`queue`]: claiming due deliveries under a lease and recording outcomes.
 //! - [`events`]: auto-replies and delivery reports recorded instead of relayed.
 //! - [`idempotency`]: recorded answers for retried API calls.
+//! - [`dkim`]: the relay domain's DKIM keys, shared by every instance.
 //!
 //! Data flows in through the HTTP API and the SMTP listener, which write a message
 //! and its delivery in one transaction before acknowledging; the delivery worker
@@ -24,6 +25,7 @@ pub mod controls;
 pub mod conversations;
 pub mod crypto;
 pub mod db;
+pub mod dkim;
 pub mod error;
 pub mod events;
 pub mod idempotency;

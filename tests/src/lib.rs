@@ -14,6 +14,7 @@
 //! - [`privacy`]: looking for personal addresses in delivered mail, decoded every way.
 //! - [`raw`]: a raw SMTP client for protocol tests.
 //! - [`signing`]: S/MIME and OpenPGP samples made with `openssl` and `gpg`.
+//! - [`verifiers`]: dkimpy and Mail::DKIM, verifying what maskrelay signs.
 //! - [`both_backends!`]: runs each test on SQLite and on PostgreSQL.
 
 pub mod api;
@@ -29,6 +30,7 @@ pub mod process;
 pub mod raw;
 pub mod signing;
 pub mod smarthost;
+pub mod verifiers;
 
 pub use db::Backend;
 

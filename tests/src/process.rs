@@ -114,6 +114,40 @@ impl ProcessSpec {
     }
 }
 
+/// Runs a `maskrelay` command other than `serve` (`dkim generate`, `org create`…)
+/// against the database, secret key and relay domain of `config`, as a mail admin
+/// would; its standard output, or an error holding its standard error.
+///
+/// # Errors
+/// If it cannot be started or exits unsuccessfully.
+pub async fn run_cli(
+    binary: &str,
+    config: &maskrelay::Config,
+    args: &[&str],
+) -> anyhow::Result<String> {
+    let mut cmd = Command::new(binary);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("MASKRELAY_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("MASKRELAY_DATABASE_URL", &config.database_url)
+        .env("MASKRELAY_RELAY_DOMAIN", &config.relay_domain)
+        .env(
+            "MASKRELAY_SECRET_KEY",
+            config.secret_key.clone().unwrap_or_default(),
+        )
+        .env("MASKRELAY_LOG", "warn")
+        .stdin(Stdio::null());
+    let out = cmd.args(args).output().await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "maskrelay {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// A running gateway process.
 pub struct GatewayProcess {
     child: Child,
