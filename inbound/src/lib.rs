@@ -14,6 +14,7 @@
 //! - [`signed`]: signatures and keys dropped, opaque-signed mail unwrapped,
 //!   encrypted mail recognised.
 //! - [`ber`]: BER rewritten as DER, for CMS from streaming signers.
+//! - [`bounce`]: reading bounces (RFC 3464 and prose): status, reason, hard or soft.
 //! - [`classify`]: a member's reply, or an auto-reply or delivery report.
 //! - [`authenticate`]: SPF, DKIM and DMARC for the `From:` domain.
 //! - [`tls`]: the STARTTLS certificate, from files or self-signed for development.
@@ -25,6 +26,7 @@
 
 pub mod authenticate;
 pub mod ber;
+pub mod bounce;
 pub mod charset;
 pub mod classify;
 pub mod error;
