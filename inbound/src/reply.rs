@@ -159,6 +159,13 @@ pub const READER_INACTIVE: Reply = reply(
     "The member you are answering is no longer an active member of the organisation, so \
      your reply was not delivered",
 );
+pub const READER_UNREACHABLE: Reply = reply(
+    550,
+    "5.7.1",
+    "Sorry, the member you are answering cannot receive mail at the moment, so your reply \
+     was not delivered",
+);
+pub const BOUNCE_RECORDED: Reply = reply(250, "2.0.0", "Delivery report recorded, thank you");
 pub const UNREADABLE_FROM: Reply = reply(
     550,
     "5.1.7",

@@ -13,6 +13,7 @@ use maskrelay_schema::orgs::Org;
 
 use maskrelay_schema::events::InboundKind;
 use maskrelay_schema::ids::now_ms;
+use maskrelay_schema::suppressions::BounceRecord;
 
 use crate::authenticate::{Client, SenderAuth, Verdict};
 use crate::classify::Kind;
@@ -32,6 +33,15 @@ pub struct Router {
     auth: SenderAuth,
 }
 
+/// An accepted `RCPT TO`.
+#[derive(Debug, Clone)]
+pub enum Recipient {
+    /// A relay address: a reply for a member.
+    Relay(RelayAddress),
+    /// A VERP address with a valid MAC: a bounce of the named delivery.
+    Bounce(String),
+}
+
 /// A finished mail transaction, as the session hands it over.
 #[derive(Debug, Clone, Copy)]
 pub struct Transaction<'a> {
@@ -41,6 +51,8 @@ pub struct Transaction<'a> {
     pub mail_from: &'a str,
     /// The accepted relay addresses.
     pub recipients: &'a [RelayAddress],
+    /// The deliveries named by the accepted VERP addresses.
+    pub bounces: &'a [String],
 }
 
 /// Who wrote to a relay address, as far as the sender check can tell.
@@ -79,19 +91,27 @@ impl Router {
     ///
     /// # Errors
     /// The reply to send instead of accepting the recipient.
-    pub async fn check_recipient(&self, address: &str) -> Result<RelayAddress, Reply> {
+    pub async fn check_recipient(&self, address: &str) -> Result<Recipient, Reply> {
         let (local, domain) = address
             .rsplit_once('@')
             .ok_or(reply::BAD_RECIPIENT_SYNTAX)?;
         if !domain.eq_ignore_ascii_case(self.relay_domain()) {
             return Err(reply::RELAY_DENIED);
         }
+        if local.len() > 2 && local[..2].eq_ignore_ascii_case("b-") {
+            // A bounce address: only the MAC says whether we made it.
+            return self
+                .store
+                .verify_verp(local)
+                .map(Recipient::Bounce)
+                .ok_or(reply::NO_SUCH_ADDRESS);
+        }
         let token = local.to_ascii_lowercase();
         if !is_relay_token(&token) {
             return Err(reply::NO_SUCH_ADDRESS);
         }
         match self.store.relay_address(&token).await {
-            Ok(Some(relay)) => Ok(relay),
+            Ok(Some(relay)) => Ok(Recipient::Relay(relay)),
             Ok(None) => Err(reply::NO_SUCH_ADDRESS),
             Err(e) => {
                 tracing::error!(error = %e, "relay address look-up failed");
@@ -111,6 +131,9 @@ impl Router {
     /// The steps of [`Router::accept`]; `Err` carries the refusal.
     async fn decide(&self, tx: &Transaction<'_>, raw: &[u8]) -> Result<Reply, Reply> {
         let now = now_ms() / 1000;
+        if !tx.bounces.is_empty() {
+            return self.bounce(tx.bounces, raw).await;
+        }
         let message = parse(raw, self.relay_domain(), tx.mail_from.is_empty(), now)
             .ok_or(reply::UNPARSEABLE)?;
         if message.looped || message.hops > MAX_HOPS {
@@ -165,6 +188,46 @@ impl Router {
                 Err(reply::TRY_LATER)
             }
         }
+    }
+
+    /// A report sent to VERP addresses: each named delivery is marked `bounced` (and a
+    /// hard bounce suppresses the address). An automatic answer that came back to the
+    /// envelope sender instead (a vacation notice) is not a bounce and changes nothing.
+    async fn bounce(&self, deliveries: &[String], raw: &[u8]) -> Result<Reply, Reply> {
+        let message = mail_parser::MessageParser::default()
+            .parse(raw)
+            .ok_or(reply::UNPARSEABLE)?;
+        if crate::classify::classify(&message, true) == Kind::AutoReply {
+            tracing::info!("automatic answer to a bounce address ignored");
+            return Ok(reply::BOUNCE_RECORDED);
+        }
+        let Some(bounce) = crate::bounce::parse(&message) else {
+            tracing::info!("mail to a bounce address is no report; ignored");
+            return Ok(reply::BOUNCE_RECORDED);
+        };
+        let record = BounceRecord {
+            status: bounce.status.as_deref(),
+            reason: bounce.reason.as_str(),
+            hard: bounce.severity == crate::bounce::Severity::Hard,
+        };
+        for delivery_id in deliveries {
+            match self.store.record_bounce(delivery_id, &record).await {
+                Ok(Some(bounced)) => tracing::info!(
+                    %delivery_id,
+                    conversation_id = %bounced.conversation_id,
+                    message_id = %bounced.message_id,
+                    reason = record.reason,
+                    hard = record.hard,
+                    "bounce recorded"
+                ),
+                Ok(None) => tracing::info!(%delivery_id, "bounce for a delivery no longer stored"),
+                Err(e) => {
+                    tracing::error!(%delivery_id, error = %e, "could not record a bounce");
+                    return Err(reply::TRY_LATER);
+                }
+            }
+        }
+        Ok(reply::BOUNCE_RECORDED)
     }
 
     /// The organisation and members behind each accepted recipient.
@@ -266,6 +329,7 @@ impl Router {
                 Refusal::ReaderInactive => reply::READER_INACTIVE,
                 Refusal::MessagingDisabled => reply::MESSAGING_DISABLED,
                 Refusal::RecipientOptedOut => reply::RECIPIENT_OPTED_OUT,
+                Refusal::RecipientUnreachable => reply::READER_UNREACHABLE,
                 Refusal::Blocked | Refusal::TooManyNewConversations { .. } => {
                     reply::NOT_DELIVERABLE
                 }

@@ -2,7 +2,8 @@
 //!
 //! Directories promise their members that only active members can send and be
 //! written to, so an inactive member is refused on both paths; then come the
-//! organisation's switch, the reader's opt-out and blocks, and the limits on new
+//! organisation's switch, the reader's opt-out and blocks, an address that bounced
+//! for good, and the limits on new
 //! conversations (a reply by mail always answers an existing conversation).
 
 use maskrelay_schema::ids::now_ms;
@@ -24,6 +25,9 @@ pub enum Refusal {
     /// The recipient has blocked the writer. The writer is told only that the message
     /// could not be delivered.
     Blocked,
+    /// Mail to the recipient's address bounced for good; the directory has to give
+    /// a new address (or lift the suppression).
+    RecipientUnreachable,
     /// The writer has started as many new conversations as the organisation allows
     /// in the window.
     TooManyNewConversations {
@@ -45,6 +49,7 @@ impl Refusal {
             Refusal::MessagingDisabled => "messaging_disabled",
             Refusal::RecipientOptedOut => "recipient_opted_out",
             Refusal::Blocked => "blocked",
+            Refusal::RecipientUnreachable => "recipient_unreachable",
             Refusal::TooManyNewConversations { .. } => "rate_limited",
         }
     }
@@ -92,6 +97,9 @@ pub async fn may_write(
     }
     if store.is_blocked(&reader.id, &writer.id).await? {
         return Ok(Err(Refusal::Blocked));
+    }
+    if store.suppression(&reader.id).await?.is_some() {
+        return Ok(Err(Refusal::RecipientUnreachable));
     }
     if in_conversation
         || store

@@ -253,7 +253,12 @@ impl Context {
     /// Hands the delivery to the transport, renewing its lease every third of it for
     /// as long as the transport takes.
     async fn deliver_renewing(&self, d: &ClaimedDelivery) -> Result<(), DeliveryError> {
-        let mail_from = format!("bounces@{}", self.config.relay_domain);
+        // VERP: a bounce comes back to an address that names this delivery.
+        let mail_from = format!(
+            "{}@{}",
+            self.store.verp_local(&d.id),
+            self.config.relay_domain
+        );
         let envelope = Envelope {
             delivery_id: &d.id,
             mail_from: &mail_from,

@@ -150,6 +150,30 @@ impl Crypto {
         format!("{payload}~{}", hex::encode(&mac[..16]))
     }
 
+    /// The envelope sender of a delivery (VERP): `b-<delivery id>-<mac>`, local part
+    /// only. Bounces come back to it, naming their delivery; the MAC (64 bits of
+    /// HMAC, hex) keeps anyone from forging bounces for deliveries they guess.
+    pub fn verp_local(&self, delivery_id: &str) -> String {
+        let mac = derive(&self.link_key, format!("verp:{delivery_id}").as_bytes());
+        format!("b-{delivery_id}-{}", hex::encode(&mac[..8]))
+    }
+
+    /// The delivery id in a VERP local part made by [`Crypto::verp_local`], if its
+    /// MAC is right (any case: some MTAs lower- or upper-case addresses).
+    pub fn verify_verp(&self, local: &str) -> Option<String> {
+        let local = local.to_ascii_lowercase();
+        let rest = local.strip_prefix("b-")?;
+        let (id, _) = rest.rsplit_once('-')?;
+        let expected = self.verp_local(id);
+        let same = expected.len() == local.len()
+            && expected
+                .bytes()
+                .zip(local.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        same.then(|| id.to_owned())
+    }
+
     /// The payload of a token made by [`Crypto::sign_link`], if its MAC is right.
     pub fn verify_link<'a>(&self, token: &'a str) -> Option<&'a str> {
         let (payload, mac) = token.rsplit_once('~')?;
@@ -196,6 +220,25 @@ mod tests {
 
     fn crypto() -> Crypto {
         Crypto::new(&SecretKey([7u8; 32]))
+    }
+
+    #[test]
+    fn verp_addresses_name_their_delivery_and_cannot_be_forged() {
+        let c = crypto();
+        let id = "0190f3a2-7c1e-7d3b-9a4e-2f6b8c1d0e9f";
+        let local = c.verp_local(id);
+        assert!(
+            local.starts_with("b-0190f3a2-") && local.len() <= 64,
+            "{local}"
+        );
+        assert_eq!(c.verify_verp(&local).as_deref(), Some(id));
+        assert_eq!(c.verify_verp(&local.to_uppercase()).as_deref(), Some(id));
+        let other = Crypto::new(&SecretKey([8u8; 32]));
+        assert_eq!(other.verify_verp(&local), None);
+        let forged = local.replace("0190f3a2", "0190f3a3");
+        assert_eq!(c.verify_verp(&forged), None);
+        assert_eq!(c.verify_verp("b-x"), None);
+        assert_eq!(c.verify_verp("bounces"), None);
     }
 
     #[test]

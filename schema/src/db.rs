@@ -55,6 +55,18 @@ impl Store {
         self.crypto.sign_link(payload)
     }
 
+    /// The VERP envelope sender's local part for a delivery (see
+    /// [`Crypto::verp_local`]).
+    pub fn verp_local(&self, delivery_id: &str) -> String {
+        self.crypto.verp_local(delivery_id)
+    }
+
+    /// The delivery a VERP local part names, if its MAC is right (see
+    /// [`Crypto::verify_verp`]).
+    pub fn verify_verp(&self, local: &str) -> Option<String> {
+        self.crypto.verify_verp(local)
+    }
+
     /// Verifies a link token (see [`Crypto::verify_link`]).
     pub fn verify_link<'a>(&self, token: &'a str) -> Option<&'a str> {
         self.crypto.verify_link(token)

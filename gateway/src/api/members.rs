@@ -91,7 +91,8 @@ pub async fn put(
     } else {
         StatusCode::OK
     };
-    Ok((code, Json(render(&member))))
+    let suppressed = state.store.suppression(&member.id).await?;
+    Ok((code, Json(render(&member, suppressed.as_deref()))))
 }
 
 /// Shows a member.
@@ -101,7 +102,10 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     match state.store.member_by_external_id(&org.id, &id).await? {
-        Some(member) => Ok(Json(render(&member))),
+        Some(member) => {
+            let suppressed = state.store.suppression(&member.id).await?;
+            Ok(Json(render(&member, suppressed.as_deref())))
+        }
         None => Err(ApiError::unknown_member(&id, "id")),
     }
 }
@@ -120,8 +124,12 @@ pub async fn delete(
     }
 }
 
-fn render(member: &Member) -> Value {
+/// The member as the API shows it; `suppressed` is why mail to their address stopped
+/// (a hard bounce), if it did.
+fn render(member: &Member, suppressed: Option<&str>) -> Value {
     json!({
+        "deliverable": suppressed.is_none(),
+        "undeliverable_reason": suppressed,
         "id": member.external_id,
         "email": member.email,
         "other_emails": member.other_emails,

@@ -140,6 +140,14 @@ fn refused(refusal: Refusal, from_id: &str, to_id: &str) -> ApiError {
             format!("the message could not be delivered to member {to_id:?}"),
         )
         .field("to"),
+        Refusal::RecipientUnreachable => ApiError::forbidden(
+            "recipient_unreachable",
+            format!(
+                "mail to member {to_id:?} bounced for good; update their email (or lift the \
+                 suppression with DELETE /v1/members/{to_id}/suppression)"
+            ),
+        )
+        .field("to"),
         Refusal::TooManyNewConversations {
             limit,
             window,

@@ -1,7 +1,7 @@
 //! The HTTP API: routes, shared state, and the pieces every handler uses.
 //!
-//! - [`members`], [`blocks`], [`messages`], [`conversations`], [`organisation`]: the
-//!   resources, each owning its handlers.
+//! - [`members`], [`blocks`], [`suppression`], [`messages`], [`conversations`],
+//!   [`organisation`]: the resources, each owning its handlers.
 //! - [`metrics`]: the SMTP listener's counters for Prometheus (no API key).
 //! - [`links`]: the one-click footer links members follow themselves (no API key).
 //! - [`auth`]: the API-key extractor.
@@ -18,6 +18,7 @@ pub mod members;
 pub mod messages;
 pub mod metrics;
 pub mod organisation;
+pub mod suppression;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -57,6 +58,10 @@ pub fn routes(state: AppState) -> Router {
             get(conversations::of_member),
         )
         .route("/v1/members/{id}/blocks", get(blocks::list))
+        .route(
+            "/v1/members/{id}/suppression",
+            axum::routing::delete(suppression::delete),
+        )
         .route(
             "/v1/members/{id}/blocks/{other}",
             put(blocks::put).delete(blocks::delete),

@@ -13,7 +13,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         if self.envelope.mail_from.is_none() {
             return self.fail(&reply::MAIL_FIRST);
         }
-        if self.envelope.recipients.is_empty() {
+        if self.envelope.recipients.is_empty() && self.envelope.bounces.is_empty() {
             return self.fail(&reply::NO_VALID_RECIPIENTS);
         }
         self.state = State::Data {
@@ -34,6 +34,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             },
             mail_from: &mail_from,
             recipients: &envelope.recipients,
+            bounces: &envelope.bounces,
         };
         let answer = self.router.accept(&tx, &message).await;
         // The envelope was taken above, so the next transaction starts empty either way.

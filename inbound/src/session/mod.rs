@@ -49,6 +49,8 @@ enum State {
 struct Envelope {
     mail_from: Option<String>,
     recipients: Vec<RelayAddress>,
+    /// Deliveries named by VERP addresses (bounces coming back).
+    bounces: Vec<String>,
 }
 
 /// Whether the session goes on after a command.

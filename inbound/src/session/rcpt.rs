@@ -1,21 +1,31 @@
-//! `RCPT TO`: only live relay addresses of our domain are accepted.
+//! `RCPT TO`: only live relay addresses of our domain, and the VERP addresses
+//! bounces come back to, are accepted.
 
 use smtp_proto::RcptTo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Flow, Session};
 use crate::reply;
+use crate::route::Recipient;
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
     pub(super) async fn rcpt(&mut self, to: RcptTo<String>) -> Flow {
         if self.envelope.mail_from.is_none() {
             return self.fail(&reply::MAIL_FIRST);
         }
-        if self.envelope.recipients.len() >= self.params.max_recipients {
+        if self.envelope.recipients.len() + self.envelope.bounces.len()
+            >= self.params.max_recipients
+        {
             return self.say(&reply::TOO_MANY_RECIPIENTS);
         }
         match self.router.check_recipient(&to.address).await {
-            Ok(relay) => {
+            Ok(Recipient::Bounce(delivery_id)) => {
+                if !self.envelope.bounces.contains(&delivery_id) {
+                    self.envelope.bounces.push(delivery_id);
+                }
+                self.say(&reply::RECIPIENT_OK)
+            }
+            Ok(Recipient::Relay(relay)) => {
                 if !self
                     .envelope
                     .recipients

@@ -1,0 +1,123 @@
+//! Bounces recorded against their delivery, and the addresses they make an
+//! organisation stop sending to.
+
+use sqlx::Row;
+
+use crate::db::Store;
+use crate::error::Result;
+use crate::ids::now_ms;
+
+/// What a bounce report said about a delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct BounceRecord<'a> {
+    /// The enhanced status code, if any (`5.1.1`).
+    pub status: Option<&'a str>,
+    /// Why (sisimai's names: `userunknown`, `mailboxfull`…).
+    pub reason: &'a str,
+    /// Whether the address is unusable for good.
+    pub hard: bool,
+}
+
+/// The delivery a bounce was recorded for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounced {
+    /// The organisation.
+    pub org_id: String,
+    /// The conversation of the bounced message.
+    pub conversation_id: String,
+    /// The message.
+    pub message_id: String,
+}
+
+impl Store {
+    /// Marks a delivery `bounced` with what the report said and, for a hard bounce,
+    /// suppresses the recipient's current address in the organisation. `None` if no
+    /// such delivery exists.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if a query fails.
+    pub async fn record_bounce(
+        &self,
+        delivery_id: &str,
+        bounce: &BounceRecord<'_>,
+    ) -> Result<Option<Bounced>> {
+        let row = sqlx::query(
+            "SELECT m.org_id, m.conversation_id, m.id AS message_id FROM deliveries d \
+             JOIN messages m ON m.id = d.message_id WHERE d.id = $1",
+        )
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let bounced = Bounced {
+            org_id: row.try_get("org_id")?,
+            conversation_id: row.try_get("conversation_id")?,
+            message_id: row.try_get("message_id")?,
+        };
+        let severity = if bounce.hard { "hard" } else { "soft" };
+        let summary = format!(
+            "bounced ({severity}): {} {}",
+            bounce.status.unwrap_or("-"),
+            bounce.reason
+        );
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE deliveries SET status = 'bounced', last_error = $2, updated_at = $3 \
+             WHERE id = $1",
+        )
+        .bind(delivery_id)
+        .bind(&summary)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        if bounce.hard {
+            sqlx::query(
+                "INSERT INTO suppressions (org_id, email_index, reason, created_at) \
+                 SELECT mem.org_id, mem.email_index, $2, $3 FROM deliveries d \
+                 JOIN messages m ON m.id = d.message_id \
+                 JOIN members mem ON mem.id = m.recipient_id \
+                 WHERE d.id = $1 AND mem.email_index IS NOT NULL \
+                 ON CONFLICT (org_id, email_index) DO NOTHING",
+            )
+            .bind(delivery_id)
+            .bind(bounce.reason)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(bounced))
+    }
+
+    /// Why mail to a member's current address is suppressed, if it is.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the query fails.
+    pub async fn suppression(&self, member_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT s.reason FROM suppressions s JOIN members mem \
+             ON mem.org_id = s.org_id AND mem.email_index = s.email_index WHERE mem.id = $1",
+        )
+        .bind(member_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("reason")).transpose()?)
+    }
+
+    /// Lifts the suppression of a member's current address; `false` if there was none.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the delete fails.
+    pub async fn clear_suppression(&self, member_id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM suppressions WHERE (org_id, email_index) IN \
+             (SELECT org_id, email_index FROM members WHERE id = $1)",
+        )
+        .bind(member_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

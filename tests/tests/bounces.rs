@@ -1,0 +1,172 @@
+//! Bounces come back to the VERP envelope sender of the delivery that failed: the
+//! listener checks its MAC, reads the report, marks the delivery `bounced`, and a
+//! hard bounce stops all mail to that address (API and mail) until the directory
+//! changes the member's email or lifts the suppression.
+
+use std::time::Duration;
+
+use maskrelay_tests::gateway::{TestGateway, send_mail_to, smtp_refusal};
+use maskrelay_tests::mail::{from_address, parse};
+use maskrelay_tests::smarthost::{Delivered, Smarthost};
+use maskrelay_tests::{Backend, both_backends};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(10);
+const BOB: &str = "bob@example.net";
+
+/// A delivery status notification for `verp`, as Postfix writes one.
+fn dsn(verp: &str, status: &str, diagnostic: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\nTo: {verp}\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nAuto-Submitted: auto-replied\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"r\"\r\n\r\n\
+         --r\r\nContent-Type: text/plain\r\n\r\nThis is the mail system at host mx.example.net.\r\n\
+         I'm sorry to have to inform you that your message could not be delivered.\r\n\r\n\
+         <{BOB}>: host mx.example.net said: {diagnostic}\r\n\
+         --r\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n\
+         Final-Recipient: rfc822; {BOB}\r\nAction: failed\r\nStatus: {status}\r\n\
+         Diagnostic-Code: smtp; {diagnostic}\r\n\
+         --r\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: x@relay.test\r\nSubject: Tennis?\r\n\
+         --r--\r\n"
+    )
+}
+
+/// Alice writes to Bob; the message id and what the smarthost got.
+async fn alice_writes(
+    gw: &TestGateway,
+    sink: &Smarthost,
+    n: usize,
+) -> anyhow::Result<(String, Delivered)> {
+    let (status, body) = gw.message("alice", "bob", "Tennis?", "Saturday?").await?;
+    anyhow::ensure!(status == 202, "{body}");
+    let id = body["message_id"].as_str().unwrap_or_default().to_owned();
+    let delivered = sink.wait_for(n, WAIT).await?.remove(n - 1);
+    gw.wait_status(&id, "sent").await?;
+    Ok((id, delivered))
+}
+
+/// The null sender delivers `raw` to `to`; the final reply.
+async fn report(gw: &TestGateway, to: &str, raw: &str) -> anyhow::Result<String> {
+    send_mail_to(gw.smtp_addr(), None, &[to], raw.as_bytes()).await
+}
+
+async fn member(gw: &TestGateway, id: &str) -> anyhow::Result<Value> {
+    let (status, body) = gw
+        .call(Method::GET, &format!("/v1/members/{id}"), None)
+        .await?;
+    anyhow::ensure!(status == 200, "{body}");
+    Ok(body)
+}
+
+async fn bounces_are_read_and_a_hard_one_stops_mail(backend: Backend) -> anyhow::Result<()> {
+    let sink = Smarthost::start().await?;
+    let gw = TestGateway::start(backend, &sink).await?;
+    gw.member("alice", "alice@example.com", "Alice").await?;
+    gw.member("bob", BOB, "Bob").await?;
+
+    let (first, to_bob) = alice_writes(&gw, &sink, 1).await?;
+    let verp = to_bob.mail_from.clone();
+    assert!(
+        verp.starts_with("b-") && verp.ends_with("@relay.test"),
+        "{verp}"
+    );
+    // Bob answers, so that Alice has his relay address.
+    let alice_relay = from_address(&parse(&to_bob.data)?);
+    let reply = format!("From: {BOB}\r\nTo: {alice_relay}\r\nSubject: Re\r\n\r\nYes\r\n");
+    send_mail_to(gw.smtp_addr(), Some(BOB), &[&alice_relay], reply.as_bytes()).await?;
+    let bob_relay = from_address(&parse(&sink.wait_for(2, WAIT).await?.remove(1).data)?);
+
+    // A forged or damaged VERP address is no address of ours.
+    let (local, domain) = verp.split_once('@').unwrap_or_default();
+    let forged = format!("{}0000000000000000@{domain}", &local[..local.len() - 16]);
+    let refused = report(
+        &gw,
+        &forged,
+        &dsn(&forged, "5.1.1", "550 5.1.1 User unknown"),
+    )
+    .await;
+    let refusal = smtp_refusal(refused.map(|_| ()));
+    assert!(
+        refusal.starts_with("550") && refusal.contains("5.1.1"),
+        "{refusal}"
+    );
+
+    // A vacation notice sent back to the envelope sender is not a bounce.
+    let vacation = format!(
+        "From: {BOB}\r\nTo: {verp}\r\nAuto-Submitted: auto-replied\r\nSubject: Out of office\r\n\r\nAway.\r\n"
+    );
+    report(&gw, &verp, &vacation).await?;
+    let (_, state) = gw
+        .call(Method::GET, &format!("/v1/messages/{first}"), None)
+        .await?;
+    assert_eq!(state["status"], "sent", "{state}");
+    // A soft bounce: the delivery is `bounced`, the address stays usable.
+    let answer = report(&gw, &verp, &dsn(&verp, "5.2.2", "552 5.2.2 Mailbox full")).await?;
+    assert!(answer.contains("recorded"), "{answer}");
+    let state = gw.wait_status(&first, "bounced").await?;
+    assert!(
+        state["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("mailboxfull") && e.contains("soft")),
+        "{state}"
+    );
+    assert_eq!(member(&gw, "bob").await?["deliverable"], true);
+
+    // A hard bounce suppresses Bob's address at once.
+    let (second, to_bob) = alice_writes(&gw, &sink, 3).await?;
+    let verp = to_bob.mail_from;
+    report(
+        &gw,
+        &verp,
+        &dsn(&verp, "5.1.1", "550 5.1.1 <bob@example.net>: User unknown"),
+    )
+    .await?;
+    gw.wait_status(&second, "bounced").await?;
+    let bob = member(&gw, "bob").await?;
+    assert_eq!(
+        (&bob["deliverable"], &bob["undeliverable_reason"]),
+        (&json!(false), &json!("userunknown")),
+        "{bob}"
+    );
+    let (status, body) = gw.message("alice", "bob", "again", "hello?").await?;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "recipient_unreachable", "{body}");
+    let by_mail =
+        format!("From: alice@example.com\r\nTo: {bob_relay}\r\nSubject: Re\r\n\r\nhello?\r\n");
+    let refused = send_mail_to(
+        gw.smtp_addr(),
+        Some("alice@example.com"),
+        &[&bob_relay],
+        by_mail.as_bytes(),
+    )
+    .await;
+    let refusal = smtp_refusal(refused.map(|_| ()));
+    assert!(
+        refusal.starts_with("550") && refusal.contains("cannot receive mail"),
+        "{refusal}"
+    );
+
+    // The directory lifts it; mail flows again, and there is nothing more to lift.
+    let path = "/v1/members/bob/suppression";
+    let (status, _) = gw.call(Method::DELETE, path, None).await?;
+    assert_eq!(status, 204);
+    let (status, _) = gw.call(Method::DELETE, path, None).await?;
+    assert_eq!(status, 404);
+    assert_eq!(member(&gw, "bob").await?["deliverable"], true);
+    let (_, to_bob) = alice_writes(&gw, &sink, 4).await?;
+
+    // Suppressed again (recorded before the 250), then a new address from the
+    // directory is reachable at once.
+    let verp = to_bob.mail_from;
+    report(&gw, &verp, &dsn(&verp, "5.1.1", "550 5.1.1 User unknown")).await?;
+    assert_eq!(member(&gw, "bob").await?["deliverable"], false);
+    gw.member("bob", "bob.new@example.net", "Bob").await?;
+    assert_eq!(member(&gw, "bob").await?["deliverable"], true);
+    let (_, delivered) = alice_writes(&gw, &sink, 5).await?;
+    assert_eq!(delivered.rcpt_to, vec!["bob.new@example.net".to_owned()]);
+    Ok(())
+}
+
+both_backends!(bounces_are_read_and_a_hard_one_stops_mail);
