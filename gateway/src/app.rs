@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use maskrelay_inbound::authenticate::SenderAuth;
 use maskrelay_inbound::{ListenerStats, Router, SmtpParams};
-use maskrelay_outbound::retry::RetryPolicy;
+use maskrelay_outbound::retry::{RetryPolicy, SCHEDULE_MINUTES};
 use maskrelay_outbound::{Submitter, Transport, WorkerConfig};
 use maskrelay_schema::{Crypto, Store};
 use tokio::net::TcpListener;
@@ -214,11 +214,12 @@ fn worker_config(config: &Config) -> anyhow::Result<WorkerConfig> {
     worker.concurrency = out.concurrency.max(1);
     let first = out.first_retry_secs;
     worker.retry = RetryPolicy {
-        delays: [1, 5, 15, 30, 60, 120]
+        delays: SCHEDULE_MINUTES
             .iter()
             .map(|m| Duration::from_secs(first.saturating_mul(*m)))
             .collect(),
         give_up_after: Duration::from_secs(out.give_up_after_hours.saturating_mul(3600)),
+        ..RetryPolicy::default()
     };
     Ok(worker)
 }

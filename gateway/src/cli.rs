@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, `org create`, `dkim generate|list|retire`.
+//! The command line: `serve`, `migrate`, `org create`, `dkim generate|list|retire`,
+//! `queue list|show|retry|cancel`.
 
 use std::path::PathBuf;
 
@@ -30,12 +31,48 @@ pub enum Command {
         #[command(subcommand)]
         command: OrgCommand,
     },
+    /// Look at and act on the delivery queue (no addresses or content are shown).
+    Queue {
+        /// What to do with the queue.
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
     /// Manage the relay domain's DKIM keys (stored encrypted in the database, shared
     /// by every instance).
     Dkim {
         /// What to do with DKIM keys.
         #[command(subcommand)]
         command: DkimCommand,
+    },
+}
+
+/// Queue subcommands.
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// The newest deliveries: id, status, attempts, next attempt, last error.
+    List {
+        /// Only this status: queued, deferred, sent, bounced, failed, suppressed,
+        /// cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One delivery in full (still without recipient or content).
+    Show {
+        /// Delivery id.
+        id: String,
+    },
+    /// Make a queued or deferred delivery due now.
+    Retry {
+        /// Delivery id.
+        id: String,
+    },
+    /// Cancel a queued or deferred delivery; its content is wiped.
+    Cancel {
+        /// Delivery id.
+        id: String,
     },
 }
 

@@ -219,7 +219,7 @@ impl Default for OutboundConfig {
             poll_interval_ms: 5000,
             concurrency: 8,
             first_retry_secs: 60,
-            give_up_after_hours: 48,
+            give_up_after_hours: 120,
             retention_sweep_secs: 300,
             lease_secs: 60,
             dkim_reload_secs: 60,

@@ -6,6 +6,7 @@
 //! - [`api`]: the HTTP API (axum).
 //! - [`cli`]: the command line (clap).
 //! - [`dkim_keys`]: `maskrelay dkim generate|list|retire`.
+//! - [`queue_cli`]: `maskrelay queue list|show|retry|cancel`.
 //! - [`fd_limit`]: raises the file limit for many SMTP sessions.
 //! - [`app`]: starts and stops the store, API, SMTP listener and delivery worker.
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod dkim_keys;
 pub mod fd_limit;
 pub mod keyfile;
+pub mod queue_cli;
 
 pub use app::{Running, start};
 pub use config::Config;

@@ -3,8 +3,8 @@
 use anyhow::Context;
 use clap::Parser;
 use maskrelay::cli::{Cli, Command, OrgCommand};
-use maskrelay::dkim_keys;
 use maskrelay::{Config, app};
+use maskrelay::{dkim_keys, queue_cli};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -51,6 +51,12 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Queue { command } => {
+            let store = app::open_store(&config).await?;
+            let result = queue_cli::run(&store, command).await;
+            store.close().await;
+            result
         }
         Command::Dkim { command } => {
             let store = app::open_store(&config).await?;

@@ -23,6 +23,8 @@ const MAX_PAUSE: Duration = Duration::from_secs(5);
 pub enum Outcome {
     /// The remote server accepted the message.
     Sent,
+    /// Not attempted: the recipient's address is suppressed.
+    Suppressed,
     /// It will never be accepted; the reason has no personal data.
     Failed(String),
     /// Try again at `at` (Unix ms).
@@ -78,6 +80,7 @@ impl Outcome {
     async fn write(&self, store: &Store, delivery_id: &str) -> Result<(), StoreError> {
         match self {
             Outcome::Sent => store.mark_sent(delivery_id).await,
+            Outcome::Suppressed => store.mark_suppressed(delivery_id).await,
             Outcome::Failed(reason) => store.mark_failed(delivery_id, reason).await,
             Outcome::Retry { at, reason } => store.mark_retry(delivery_id, *at, reason).await,
         }

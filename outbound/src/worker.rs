@@ -161,6 +161,16 @@ pub async fn run(
     tracing::info!("delivery worker stopped");
 }
 
+/// A random number for the retry jitter; the middle of the range (no jitter) if
+/// the system's generator fails.
+fn jitter_roll() -> u16 {
+    let mut bytes = [0u8; 2];
+    match maskrelay_schema::crypto::fill_random(&mut bytes) {
+        Ok(()) => u16::from_le_bytes(bytes),
+        Err(_) => u16::MAX / 2,
+    }
+}
+
 struct Context {
     store: Store,
     transport: Transport,
@@ -200,26 +210,18 @@ impl Context {
     }
 
     async fn attempt(&self, d: ClaimedDelivery) {
-        let outcome = match self.deliver_renewing(&d).await {
-            Ok(()) => {
-                tracing::info!(attempt = d.attempts + 1, "delivered");
-                Outcome::Sent
+        let outcome = match self.store.delivery_suppressed(&d.id).await {
+            // The address bounced for good since this was queued: do not send.
+            Ok(true) => {
+                tracing::info!("recipient address suppressed; not sent");
+                Outcome::Suppressed
             }
-            Err(DeliveryError::Permanent(reason)) => {
-                tracing::warn!(%reason, attempt = d.attempts + 1, "delivery failed permanently");
-                Outcome::Failed(reason)
-            }
-            Err(DeliveryError::Temporary(reason)) => {
-                let failures = d.attempts + 1;
-                match self.config.retry.next_step(failures, d.queued_at, now_ms()) {
-                    NextStep::RetryAt(at) => {
-                        tracing::info!(%reason, attempt = failures, retry_in_ms = at - now_ms(), "delivery deferred");
-                        Outcome::Retry { at, reason }
-                    }
-                    NextStep::GiveUp => {
-                        tracing::warn!(%reason, attempt = failures, "delivery expired");
-                        Outcome::Failed(format!("expired after retries: {reason}"))
-                    }
+            Ok(false) => self.outcome(&d).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check suppression; retrying later");
+                Outcome::Retry {
+                    at: now_ms() + 60_000,
+                    reason: "store unavailable".into(),
                 }
             }
         };
@@ -230,6 +232,37 @@ impl Context {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&d.id);
+    }
+
+    /// Attempts the delivery and says how it went.
+    async fn outcome(&self, d: &ClaimedDelivery) -> Outcome {
+        match self.deliver_renewing(d).await {
+            Ok(()) => {
+                tracing::info!(attempt = d.attempts + 1, "delivered");
+                Outcome::Sent
+            }
+            Err(DeliveryError::Permanent(reason)) => {
+                tracing::warn!(%reason, attempt = d.attempts + 1, "delivery failed permanently");
+                Outcome::Failed(reason)
+            }
+            Err(DeliveryError::Temporary(reason)) => {
+                let failures = d.attempts + 1;
+                match self
+                    .config
+                    .retry
+                    .next_step(failures, d.queued_at, now_ms(), jitter_roll())
+                {
+                    NextStep::RetryAt(at) => {
+                        tracing::info!(%reason, attempt = failures, retry_in_ms = at - now_ms(), "delivery deferred");
+                        Outcome::Retry { at, reason }
+                    }
+                    NextStep::GiveUp => {
+                        tracing::warn!(%reason, attempt = failures, "delivery expired");
+                        Outcome::Failed(format!("expired after retries: {reason}"))
+                    }
+                }
+            }
+        }
     }
 
     /// The message with its DKIM signatures, made on the blocking pool (an RSA

@@ -13,6 +13,7 @@
 //! - [`messages`]: relayed messages and their queued delivery, stored in one transaction.
 //! - [`metadata`]: conversations and messages as admins may see them (no content).
 //! - [`queue`]: claiming due deliveries under a lease and recording outcomes.
+//! - [`queue_admin`]: the queue as operators see it: list, show, retry, cancel.
 //! - [`suppressions`]: bounces recorded, and addresses no longer sent to.
 //! - [`events`]: auto-replies and delivery reports recorded instead of relayed.
 //! - [`idempotency`]: recorded answers for retried API calls.
@@ -36,6 +37,7 @@ pub mod messages;
 pub mod metadata;
 pub mod orgs;
 pub mod queue;
+pub mod queue_admin;
 pub mod suppressions;
 pub mod write;
 

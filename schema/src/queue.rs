@@ -42,10 +42,74 @@ pub struct ClaimedDelivery {
 }
 
 /// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting for its first attempt.
+    Queued,
+    /// Failed temporarily; waiting for its next attempt.
+    Deferred,
+    /// Accepted by the next server.
+    Sent,
+    /// Came back as a bounce.
+    Bounced,
+    /// Failed for good (a permanent refusal, or retried for too long).
+    Failed,
+    /// Not sent: the recipient's address bounced for good meanwhile.
+    Suppressed,
+    /// Stopped by an operator or by erasure of a member.
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    /// Every status, in the order a delivery can pass through them.
+    pub const ALL: [DeliveryStatus; 7] = [
+        DeliveryStatus::Queued,
+        DeliveryStatus::Deferred,
+        DeliveryStatus::Sent,
+        DeliveryStatus::Bounced,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Suppressed,
+        DeliveryStatus::Cancelled,
+    ];
+
+    /// The value stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Queued => "queued",
+            DeliveryStatus::Deferred => "deferred",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Bounced => "bounced",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Suppressed => "suppressed",
+            DeliveryStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses [`DeliveryStatus::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Still to be attempted.
+    pub fn is_pending(self) -> bool {
+        matches!(self, DeliveryStatus::Queued | DeliveryStatus::Deferred)
+    }
+}
+
+/// A stored status read back.
+pub(crate) fn status_of(row: &sqlx::any::AnyRow) -> Result<DeliveryStatus> {
+    let text: String = row.try_get("status")?;
+    DeliveryStatus::parse(&text).ok_or_else(|| StoreError::Corrupt {
+        table: "deliveries",
+        detail: format!("unknown status {text:?}"),
+    })
+}
+
+/// Where a delivery stands, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryState {
-    /// `queued`, `sent`, `failed` or `cancelled`.
-    pub status: String,
+    /// Its status.
+    pub status: DeliveryStatus,
     /// Attempts made so far.
     pub attempts: i64,
     /// The last failure, without personal data (reply code and class only).
@@ -77,10 +141,11 @@ impl Store {
         let rows = sqlx::query(
             "UPDATE deliveries SET lease_until = $1, updated_at = $2, claimed_by = $4 \
              WHERE id IN (SELECT id FROM deliveries \
-                          WHERE status = 'queued' AND next_attempt_at <= $2 \
+                          WHERE status IN ('queued', 'deferred') AND next_attempt_at <= $2 \
                             AND (lease_until IS NULL OR lease_until <= $2) \
                           ORDER BY next_attempt_at LIMIT $3) \
-               AND status = 'queued' AND (lease_until IS NULL OR lease_until <= $2) \
+               AND status IN ('queued', 'deferred') \
+               AND (lease_until IS NULL OR lease_until <= $2) \
              RETURNING id, message_id, attempts, created_at, recipient_enc, content_enc",
         )
         .bind(now.saturating_add(lease_ms))
@@ -124,7 +189,8 @@ impl Store {
     ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE deliveries SET lease_until = $3 \
-             WHERE id = $1 AND claimed_by = $2 AND status = 'queued' AND lease_until IS NOT NULL",
+             WHERE id = $1 AND claimed_by = $2 AND status IN ('queued', 'deferred') \
+               AND lease_until IS NOT NULL",
         )
         .bind(delivery_id)
         .bind(instance)
@@ -142,7 +208,7 @@ impl Store {
     pub async fn release_claims(&self, instance: &str) -> Result<u64> {
         let done = sqlx::query(
             "UPDATE deliveries SET lease_until = NULL, claimed_by = NULL \
-             WHERE claimed_by = $1 AND status = 'queued'",
+             WHERE claimed_by = $1 AND status IN ('queued', 'deferred')",
         )
         .bind(instance)
         .execute(&self.pool)
@@ -171,7 +237,21 @@ impl Store {
     /// # Errors
     /// [`StoreError`] if the update fails.
     pub async fn mark_sent(&self, delivery_id: &str) -> Result<()> {
-        self.finish(delivery_id, "sent", None).await
+        self.finish(delivery_id, DeliveryStatus::Sent, None).await
+    }
+
+    /// Records that a delivery was not attempted because its recipient's address is
+    /// suppressed; content and recipient go as for [`Self::mark_sent`].
+    ///
+    /// # Errors
+    /// [`StoreError`] if the update fails.
+    pub async fn mark_suppressed(&self, delivery_id: &str) -> Result<()> {
+        self.finish(
+            delivery_id,
+            DeliveryStatus::Suppressed,
+            Some("recipient address suppressed after a hard bounce"),
+        )
+        .await
     }
 
     /// Records a permanent failure; content and recipient go as for [`Self::mark_sent`].
@@ -179,10 +259,16 @@ impl Store {
     /// # Errors
     /// [`StoreError`] if the update fails.
     pub async fn mark_failed(&self, delivery_id: &str, error: &str) -> Result<()> {
-        self.finish(delivery_id, "failed", Some(error)).await
+        self.finish(delivery_id, DeliveryStatus::Failed, Some(error))
+            .await
     }
 
-    async fn finish(&self, delivery_id: &str, status: &str, error: Option<&str>) -> Result<()> {
+    async fn finish(
+        &self,
+        delivery_id: &str,
+        status: DeliveryStatus,
+        error: Option<&str>,
+    ) -> Result<()> {
         sqlx::query(concat!(
             "UPDATE deliveries SET status = $2, attempts = attempts + 1, recipient_enc = NULL, \
                  lease_until = NULL, claimed_by = NULL, last_error = $3, updated_at = $4, \
@@ -197,7 +283,7 @@ impl Store {
              WHERE id = $1"
         ))
         .bind(delivery_id)
-        .bind(status)
+        .bind(status.as_str())
         .bind(error)
         .bind(now_ms())
         .execute(&self.pool)
@@ -245,8 +331,9 @@ impl Store {
         error: &str,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, \
-                 lease_until = NULL, claimed_by = NULL, last_error = $3, updated_at = $4 \
+            "UPDATE deliveries SET status = 'deferred', attempts = attempts + 1, \
+                 next_attempt_at = $2, lease_until = NULL, claimed_by = NULL, last_error = $3, \
+                 updated_at = $4 \
              WHERE id = $1",
         )
         .bind(delivery_id)
@@ -271,7 +358,7 @@ impl Store {
         .await?;
         row.map(|r| -> Result<DeliveryState> {
             Ok(DeliveryState {
-                status: r.try_get("status")?,
+                status: status_of(&r)?,
                 attempts: r.try_get("attempts")?,
                 last_error: r.try_get("last_error")?,
             })

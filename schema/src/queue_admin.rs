@@ -1,0 +1,147 @@
+//! The queue as an operator sees it (`maskrelay queue …`): deliveries listed and
+//! shown without their recipient or content, retried now, or cancelled.
+
+use sqlx::Row;
+
+use crate::db::Store;
+use crate::error::Result;
+use crate::ids::now_ms;
+use crate::queue::{DeliveryStatus, status_of};
+
+/// One delivery, without personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryInfo {
+    /// Delivery id.
+    pub id: String,
+    /// The message.
+    pub message_id: String,
+    /// The conversation.
+    pub conversation_id: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made.
+    pub attempts: i64,
+    /// When the next attempt is due (Unix ms), if it is pending.
+    pub next_attempt_at: Option<i64>,
+    /// The last reply code and reason, without the remote text.
+    pub last_error: Option<String>,
+    /// When it was queued, Unix ms.
+    pub created_at: i64,
+    /// When it last changed, Unix ms.
+    pub updated_at: i64,
+}
+
+/// The columns [`info`] reads, with the tables they come from.
+macro_rules! delivery_from {
+    () => {
+        "SELECT d.id, d.message_id, m.conversation_id, d.status, d.attempts, \
+         d.next_attempt_at, d.last_error, d.created_at, d.updated_at \
+         FROM deliveries d JOIN messages m ON m.id = d.message_id "
+    };
+}
+
+fn info(row: &sqlx::any::AnyRow) -> Result<DeliveryInfo> {
+    let status = status_of(row)?;
+    Ok(DeliveryInfo {
+        id: row.try_get("id")?,
+        message_id: row.try_get("message_id")?,
+        conversation_id: row.try_get("conversation_id")?,
+        status,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: if status.is_pending() {
+            Some(row.try_get("next_attempt_at")?)
+        } else {
+            None
+        },
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    /// The newest `limit` deliveries, of one status or all.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the query fails.
+    pub async fn list_deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryInfo>> {
+        let rows = sqlx::query(concat!(
+            delivery_from!(),
+            "WHERE $1 = '' OR d.status = $1 ORDER BY d.created_at DESC, d.id LIMIT $2"
+        ))
+        .bind(status.map_or("", DeliveryStatus::as_str))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(info).collect()
+    }
+
+    /// One delivery.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the query fails.
+    pub async fn delivery_info(&self, id: &str) -> Result<Option<DeliveryInfo>> {
+        let row = sqlx::query(concat!(delivery_from!(), "WHERE d.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(info).transpose()
+    }
+
+    /// Makes a pending delivery due now; `false` if it is not pending.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the update fails.
+    pub async fn retry_now(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET next_attempt_at = $2, updated_at = $2 \
+             WHERE id = $1 AND status IN ('queued', 'deferred')",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Cancels a pending delivery and wipes its recipient and content; `false` if it
+    /// is not pending. One being attempted right now may still arrive.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the update fails.
+    pub async fn cancel_delivery(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 'cancelled', content_enc = NULL, \
+                 recipient_enc = NULL, lease_until = NULL, claimed_by = NULL, \
+                 last_error = 'cancelled by an operator', updated_at = $2 \
+             WHERE id = $1 AND status IN ('queued', 'deferred')",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Whether the recipient of a delivery has had their address suppressed since it
+    /// was queued.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the query fails.
+    pub async fn delivery_suppressed(&self, id: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM deliveries d JOIN messages m ON m.id = d.message_id \
+             JOIN members mem ON mem.id = m.recipient_id \
+             JOIN suppressions s ON s.org_id = mem.org_id AND s.email_index = mem.email_index \
+             WHERE d.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+}
