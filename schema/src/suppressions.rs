@@ -7,6 +7,13 @@ use crate::db::Store;
 use crate::error::Result;
 use crate::ids::now_ms;
 
+/// Soft bounces (a full mailbox, a suspended account…) that suppress an address when
+/// this many come back within [`SOFT_BOUNCE_WINDOW_MS`]: one is weather, five in a
+/// week is a mailbox nobody reads.
+pub const SOFT_BOUNCES_TO_SUPPRESS: i64 = 5;
+/// The window soft bounces are counted in: seven days.
+pub const SOFT_BOUNCE_WINDOW_MS: i64 = 7 * 86_400_000;
+
 /// What a bounce report said about a delivery.
 #[derive(Debug, Clone, Copy)]
 pub struct BounceRecord<'a> {
@@ -30,9 +37,10 @@ pub struct Bounced {
 }
 
 impl Store {
-    /// Marks a delivery `bounced` with what the report said and, for a hard bounce,
-    /// suppresses the recipient's current address in the organisation. `None` if no
-    /// such delivery exists.
+    /// Marks a delivery `bounced` with what the report said and suppresses the
+    /// recipient's current address in the organisation after a hard bounce, or after
+    /// [`SOFT_BOUNCES_TO_SUPPRESS`] soft ones within [`SOFT_BOUNCE_WINDOW_MS`]. `None`
+    /// if no such delivery exists.
     ///
     /// # Errors
     /// [`crate::StoreError`] if a query fails.
@@ -72,7 +80,23 @@ impl Store {
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
-        if bounce.hard {
+        let suppress = if bounce.hard {
+            Some(bounce.reason.to_owned())
+        } else {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n FROM deliveries d JOIN messages m ON m.id = d.message_id \
+                 WHERE d.status = 'bounced' AND d.last_error LIKE 'bounced (soft)%' \
+                   AND d.updated_at > $2 AND m.recipient_id = \
+                     (SELECT recipient_id FROM messages WHERE id = $1)",
+            )
+            .bind(&bounced.message_id)
+            .bind(now_ms() - SOFT_BOUNCE_WINDOW_MS)
+            .fetch_one(&mut *tx)
+            .await?;
+            let soft: i64 = row.try_get("n")?;
+            (soft >= SOFT_BOUNCES_TO_SUPPRESS).then(|| format!("{} (repeated)", bounce.reason))
+        };
+        if let Some(reason) = suppress {
             sqlx::query(
                 "INSERT INTO suppressions (org_id, email_index, reason, created_at) \
                  SELECT mem.org_id, mem.email_index, $2, $3 FROM deliveries d \
@@ -82,7 +106,7 @@ impl Store {
                  ON CONFLICT (org_id, email_index) DO NOTHING",
             )
             .bind(delivery_id)
-            .bind(bounce.reason)
+            .bind(reason)
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;

@@ -169,4 +169,35 @@ async fn bounces_are_read_and_a_hard_one_stops_mail(backend: Backend) -> anyhow:
     Ok(())
 }
 
-both_backends!(bounces_are_read_and_a_hard_one_stops_mail);
+async fn repeated_soft_bounces_stop_mail_too(backend: Backend) -> anyhow::Result<()> {
+    let sink = Smarthost::start().await?;
+    let gw = TestGateway::start(backend, &sink).await?;
+    gw.member("alice", "alice@example.com", "Alice").await?;
+    gw.member("bob", BOB, "Bob").await?;
+    let limit = maskrelay_schema::suppressions::SOFT_BOUNCES_TO_SUPPRESS;
+    for n in 1..=limit {
+        assert_eq!(
+            member(&gw, "bob").await?["deliverable"],
+            true,
+            "after {}",
+            n - 1
+        );
+        let n = usize::try_from(n)?;
+        let (id, delivered) = alice_writes(&gw, &sink, n).await?;
+        let verp = delivered.mail_from;
+        report(&gw, &verp, &dsn(&verp, "4.2.2", "452 4.2.2 Mailbox full")).await?;
+        gw.wait_status(&id, "bounced").await?;
+    }
+    let bob = member(&gw, "bob").await?;
+    assert_eq!(
+        (&bob["deliverable"], &bob["undeliverable_reason"]),
+        (&json!(false), &json!("mailboxfull (repeated)")),
+        "{bob}"
+    );
+    Ok(())
+}
+
+both_backends!(
+    bounces_are_read_and_a_hard_one_stops_mail,
+    repeated_soft_bounces_stop_mail_too
+);
