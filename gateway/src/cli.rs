@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `org create`, `dkim generate|list|retire`,
-//! `queue list|show|retry|cancel`.
+//! `queue list|show|retry|cancel`, `dns print|check`.
 
 use std::path::PathBuf;
 
@@ -31,6 +31,12 @@ pub enum Command {
         #[command(subcommand)]
         command: OrgCommand,
     },
+    /// The DNS records the relay domain needs.
+    Dns {
+        /// Print them, or check what is published.
+        #[command(subcommand)]
+        command: DnsCommand,
+    },
     /// Look at and act on the delivery queue (no addresses or content are shown).
     Queue {
         /// What to do with the queue.
@@ -44,6 +50,17 @@ pub enum Command {
         #[command(subcommand)]
         command: DkimCommand,
     },
+}
+
+/// DNS subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// Print every record in zone-file syntax: MX, the MX host's address, SPF, DKIM
+    /// (each published key), DMARC, TLS-RPT, and what reverse DNS must say.
+    Print,
+    /// Look each record up (through `dns.nameservers`) and say, line by line, what is
+    /// missing or wrong and how to fix it; exits non-zero if anything is.
+    Check,
 }
 
 /// Queue subcommands.

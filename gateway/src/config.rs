@@ -48,6 +48,11 @@ pub struct DnsConfig {
     /// Comma-separated `ip` or `ip:port` of resolvers; empty uses the system's
     /// (`/etc/resolv.conf`).
     pub nameservers: String,
+    /// The public IPv4 or IPv6 address mail leaves from, for the SPF and reverse DNS
+    /// records `maskrelay dns print` writes; unset, SPF names the MX host (`mx`).
+    pub public_address: Option<String>,
+    /// The mail admin's address for DMARC aggregate and TLS reports (`rua=`).
+    pub reports_to: Option<String>,
 }
 
 impl DnsConfig {
@@ -259,6 +264,8 @@ pub const KEYS: &[&str] = &[
     "smtp.max_commands",
     "smtp.max_line_length",
     "dns.nameservers",
+    "dns.public_address",
+    "dns.reports_to",
     "http.public_url",
     "instance_id",
     "outbound.lease_secs",
@@ -329,6 +336,16 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("outbound.smarthost: {e}"))?;
         }
         self.dns.nameservers()?;
+        if let Some(ip) = &self.dns.public_address
+            && ip.parse::<std::net::IpAddr>().is_err()
+        {
+            bail!("dns.public_address {ip:?} is not an IP address");
+        }
+        if let Some(to) = &self.dns.reports_to
+            && (!to.contains('@') || to.contains([' ', ';', ',']))
+        {
+            bail!("dns.reports_to {to:?} is not an email address");
+        }
         if let Some(id) = &self.instance_id
             && (id.is_empty() || id.len() > 64 || id.chars().any(char::is_control))
         {
@@ -442,6 +459,11 @@ mod tests {
             http: HttpConfig {
                 public_url: Some(String::new()),
                 ..HttpConfig::default()
+            },
+            dns: DnsConfig {
+                public_address: Some(String::new()),
+                reports_to: Some(String::new()),
+                ..DnsConfig::default()
             },
             smtp: SmtpConfig {
                 hostname: Some(String::new()),

@@ -7,6 +7,7 @@
 //! - [`cli`]: the command line (clap).
 //! - [`dkim_keys`]: `maskrelay dkim generate|list|retire`.
 //! - [`queue_cli`]: `maskrelay queue list|show|retry|cancel`.
+//! - [`dns_records`]: `maskrelay dns print|check`.
 //! - [`fd_limit`]: raises the file limit for many SMTP sessions.
 //! - [`app`]: starts and stops the store, API, SMTP listener and delivery worker.
 
@@ -15,6 +16,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dkim_keys;
+pub mod dns_records;
 pub mod fd_limit;
 pub mod keyfile;
 pub mod queue_cli;

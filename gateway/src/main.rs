@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use clap::Parser;
-use maskrelay::cli::{Cli, Command, OrgCommand};
+use maskrelay::cli::{Cli, Command, DnsCommand, OrgCommand};
+use maskrelay::dns_records::Plan;
 use maskrelay::{Config, app};
 use maskrelay::{dkim_keys, queue_cli};
 use tracing_subscriber::EnvFilter;
@@ -51,6 +52,29 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Dns { command } => {
+            let store = app::open_store(&config).await?;
+            let plan = Plan::new(&config, &store).await;
+            store.close().await;
+            let plan = plan?;
+            match command {
+                DnsCommand::Print => {
+                    print!("{}", plan.print());
+                    Ok(())
+                }
+                DnsCommand::Check => {
+                    let resolver =
+                        maskrelay_inbound::authenticate::resolver(&config.dns.nameservers()?)?;
+                    let findings = plan.check(&resolver).await;
+                    for f in &findings {
+                        println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.text);
+                    }
+                    let faults = findings.iter().filter(|f| !f.ok).count();
+                    anyhow::ensure!(faults == 0, "{faults} DNS record(s) missing or wrong");
+                    Ok(())
+                }
+            }
         }
         Command::Queue { command } => {
             let store = app::open_store(&config).await?;

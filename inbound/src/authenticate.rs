@@ -60,6 +60,33 @@ impl Verdict {
     }
 }
 
+/// A resolver asking `nameservers` (`ip:port`), or the system's resolvers when the
+/// list is empty; shared with `maskrelay dns check`, so that both ask the same DNS.
+///
+/// # Errors
+/// [`InboundError::Resolver`] if the system configuration cannot be read.
+pub fn resolver(nameservers: &[SocketAddr]) -> Result<MessageAuthenticator, InboundError> {
+    if nameservers.is_empty() {
+        MessageAuthenticator::new_system_conf()
+    } else {
+        let servers = nameservers
+            .iter()
+            .map(|addr| {
+                let mut server = NameServerConfig::udp_and_tcp(addr.ip());
+                for connection in &mut server.connections {
+                    connection.port = addr.port();
+                }
+                server
+            })
+            .collect();
+        MessageAuthenticator::new(
+            ResolverConfig::from_name_servers(servers),
+            ResolverOpts::default(),
+        )
+    }
+    .map_err(|e| InboundError::Resolver(e.to_string()))
+}
+
 /// The SMTP client a message came from.
 #[derive(Debug, Clone, Copy)]
 pub struct Client<'a> {
@@ -83,27 +110,8 @@ impl SenderAuth {
     /// # Errors
     /// [`InboundError::Resolver`] if the system configuration cannot be read.
     pub fn new(nameservers: &[SocketAddr], hostname: &str) -> Result<Self, InboundError> {
-        let authenticator = if nameservers.is_empty() {
-            MessageAuthenticator::new_system_conf()
-        } else {
-            let servers = nameservers
-                .iter()
-                .map(|addr| {
-                    let mut server = NameServerConfig::udp_and_tcp(addr.ip());
-                    for connection in &mut server.connections {
-                        connection.port = addr.port();
-                    }
-                    server
-                })
-                .collect();
-            MessageAuthenticator::new(
-                ResolverConfig::from_name_servers(servers),
-                ResolverOpts::default(),
-            )
-        }
-        .map_err(|e| InboundError::Resolver(e.to_string()))?;
         Ok(Self {
-            authenticator: Some(std::sync::Arc::new(authenticator)),
+            authenticator: Some(std::sync::Arc::new(resolver(nameservers)?)),
             hostname: hostname.to_owned(),
         })
     }

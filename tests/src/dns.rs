@@ -1,5 +1,6 @@
 //! A DNS server on loopback publishing the SPF, DKIM and DMARC records of test domains,
-//! so that sender authentication runs against real DNS messages over UDP.
+//! so that sender authentication runs against real DNS messages over UDP, and the MX
+//! and PTR records `maskrelay dns check` looks for.
 //!
 //! Names without records of their own get `default_spf` (if set) as their only TXT
 //! record: every test domain then passes SPF from 127.0.0.1 without DMARC, which keeps
@@ -11,16 +12,25 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::rdata::{A, MX, PTR, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::net::UdpSocket;
 
 /// What a name has.
 #[derive(Debug, Clone)]
 enum Entry {
-    Txt(Vec<String>),
+    Records(Records),
     Nothing,
     Broken,
+}
+
+/// The records of one name, by type.
+#[derive(Debug, Clone, Default)]
+struct Records {
+    txt: Vec<String>,
+    mx: Vec<(u16, String)>,
+    ptr: Vec<String>,
+    a: Vec<std::net::Ipv4Addr>,
 }
 
 /// The running server.
@@ -57,10 +67,54 @@ impl TestDns {
         Ok(dns)
     }
 
-    /// Publishes a TXT record (replacing what the name had).
+    /// Publishes a TXT record (replacing the name's TXT records).
     pub fn txt(&self, name: &str, value: &str) {
-        self.lock_zone()
-            .insert(normal(name), Entry::Txt(vec![value.to_owned()]));
+        self.records(name, |r| r.txt = vec![value.to_owned()]);
+    }
+
+    /// Adds a TXT record beside the name's others (two SPF records, say).
+    pub fn add_txt(&self, name: &str, value: &str) {
+        self.records(name, |r| r.txt.push(value.to_owned()));
+    }
+
+    /// Publishes an MX record (replacing the name's MX records).
+    pub fn mx(&self, name: &str, preference: u16, exchange: &str) {
+        self.records(name, |r| r.mx = vec![(preference, exchange.to_owned())]);
+    }
+
+    /// Publishes an A record (replacing the name's A records).
+    pub fn a(&self, name: &str, ip: std::net::Ipv4Addr) {
+        self.records(name, |r| r.a = vec![ip]);
+    }
+
+    /// Removes every record of one type from a name (`"TXT"`, `"MX"`, `"A"`, `"PTR"`).
+    pub fn remove(&self, name: &str, record_type: &str) {
+        self.records(name, |r| match record_type {
+            "TXT" => r.txt.clear(),
+            "MX" => r.mx.clear(),
+            "A" => r.a.clear(),
+            _ => r.ptr.clear(),
+        });
+    }
+
+    /// Publishes the PTR record of an IPv4 address.
+    pub fn ptr(&self, ip: std::net::Ipv4Addr, host: &str) {
+        let [a, b, c, d] = ip.octets();
+        let name = format!("{d}.{c}.{b}.{a}.in-addr.arpa");
+        self.records(&name, |r| r.ptr = vec![host.to_owned()]);
+    }
+
+    fn records(&self, name: &str, change: impl FnOnce(&mut Records)) {
+        let mut zone = self.lock_zone();
+        let entry = zone
+            .entry(normal(name))
+            .or_insert_with(|| Entry::Records(Records::default()));
+        if !matches!(entry, Entry::Records(_)) {
+            *entry = Entry::Records(Records::default());
+        }
+        if let Entry::Records(records) = entry {
+            change(records);
+        }
     }
 
     /// Makes a name have no records at all (NXDOMAIN), not even the default.
@@ -95,22 +149,45 @@ impl TestDns {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
-            default
-                .filter(|_| !is_policy)
-                .map(|spf| Entry::Txt(vec![spf]))
+            default.filter(|_| !is_policy).map(|spf| {
+                Entry::Records(Records {
+                    txt: vec![spf],
+                    ..Records::default()
+                })
+            })
         });
         match entry {
-            Some(Entry::Txt(values)) if question.query_type == RecordType::TXT => {
-                for value in values {
-                    response.add_answer(Record::from_rdata(
-                        Name::from_str_relaxed(&name).ok()?,
-                        60,
-                        RData::TXT(TXT::new(chunks(&value))),
-                    ));
+            Some(Entry::Records(records)) => {
+                let owner = Name::from_str_relaxed(&name).ok()?;
+                let data: Vec<RData> = match question.query_type {
+                    RecordType::TXT => records
+                        .txt
+                        .iter()
+                        .map(|v| RData::TXT(TXT::new(chunks(v))))
+                        .collect(),
+                    RecordType::MX => records
+                        .mx
+                        .iter()
+                        .filter_map(|(preference, host)| {
+                            let host = Name::from_str_relaxed(host).ok()?;
+                            Some(RData::MX(MX::new(*preference, host)))
+                        })
+                        .collect(),
+                    RecordType::PTR => records
+                        .ptr
+                        .iter()
+                        .filter_map(|host| {
+                            Some(RData::PTR(PTR(Name::from_str_relaxed(host).ok()?)))
+                        })
+                        .collect(),
+                    RecordType::A => records.a.iter().map(|ip| RData::A(A(*ip))).collect(),
+                    // The name exists, with nothing of the asked type.
+                    _ => Vec::new(),
+                };
+                for rdata in data {
+                    response.add_answer(Record::from_rdata(owner.clone(), 60, rdata));
                 }
             }
-            // The name exists, with nothing of the asked type.
-            Some(Entry::Txt(_)) => {}
             Some(Entry::Broken) => {
                 response.metadata.response_code = ResponseCode::ServFail;
             }

@@ -115,8 +115,9 @@ impl ProcessSpec {
 }
 
 /// Runs a `maskrelay` command other than `serve` (`dkim generate`, `org create`…)
-/// against the database, secret key and relay domain of `config`, as a mail admin
-/// would; its standard output, or an error holding its standard error.
+/// against the database, secret key, relay domain, DNS settings and host name of
+/// `config`, as a mail admin would; its standard output, or an error holding its
+/// standard output and error.
 ///
 /// # Errors
 /// If it cannot be started or exits unsuccessfully.
@@ -137,12 +138,24 @@ pub async fn run_cli(
             "MASKRELAY_SECRET_KEY",
             config.secret_key.clone().unwrap_or_default(),
         )
+        .env("MASKRELAY_DNS_NAMESERVERS", &config.dns.nameservers)
         .env("MASKRELAY_LOG", "warn")
         .stdin(Stdio::null());
+    let optional = [
+        ("MASKRELAY_DNS_PUBLIC_ADDRESS", &config.dns.public_address),
+        ("MASKRELAY_DNS_REPORTS_TO", &config.dns.reports_to),
+        ("MASKRELAY_SMTP_HOSTNAME", &config.smtp.hostname),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            cmd.env(name, value);
+        }
+    }
     let out = cmd.args(args).output().await?;
     anyhow::ensure!(
         out.status.success(),
-        "maskrelay {args:?} failed: {}",
+        "maskrelay {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
