@@ -212,14 +212,25 @@ impl Router {
         };
         for delivery_id in deliveries {
             match self.store.record_bounce(delivery_id, &record).await {
-                Ok(Some(bounced)) => tracing::info!(
-                    %delivery_id,
-                    conversation_id = %bounced.conversation_id,
-                    message_id = %bounced.message_id,
-                    reason = record.reason,
-                    hard = record.hard,
-                    "bounce recorded"
-                ),
+                Ok(Some(bounced)) => {
+                    tracing::info!(
+                        %delivery_id,
+                        conversation_id = %bounced.conversation_id,
+                        message_id = %bounced.message_id,
+                        reason = record.reason,
+                        hard = record.hard,
+                        "bounce recorded"
+                    );
+                    // The bounce is recorded either way; a notice that cannot be
+                    // queued now is not worth a retry of the whole report.
+                    if let Err(e) = self
+                        .submitter
+                        .notify_undeliverable(&bounced.message_id)
+                        .await
+                    {
+                        tracing::error!(conversation_id = %bounced.conversation_id, error = %e, "could not queue the writer's notice");
+                    }
+                }
                 Ok(None) => tracing::info!(%delivery_id, "bounce for a delivery no longer stored"),
                 Err(e) => {
                     tracing::error!(%delivery_id, error = %e, "could not record a bounce");

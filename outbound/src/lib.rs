@@ -16,6 +16,8 @@
 //! - [`record`]: writes how an attempt ended, retrying while the database fails.
 //! - [`retry`]: the pure retry schedule.
 //! - [`janitor`]: wipes content kept past an organisation's retention.
+//! - [`notice`]: tells a writer, once a day per conversation, that a message could
+//!   not be delivered.
 //! - [`transport`]: where mail goes — [`smarthost`] or [`capture`] folder.
 //! - [`error`]: errors of submission and of delivery attempts.
 //!
@@ -28,6 +30,7 @@ pub mod content;
 pub mod dkim;
 pub mod error;
 pub mod janitor;
+pub mod notice;
 pub mod policy;
 pub mod record;
 pub mod retry;

@@ -154,6 +154,20 @@ impl Submitter {
         Ok(done)
     }
 
+    /// Queues the notice telling the writer of `message_id` that it could not be
+    /// delivered (see [`crate::notice`]) and wakes the worker for it.
+    ///
+    /// # Errors
+    /// [`OutboundError`] if the store fails.
+    pub async fn notify_undeliverable(&self, message_id: &str) -> Result<bool, OutboundError> {
+        let queued =
+            crate::notice::undeliverable(&self.store, &self.relay_domain, message_id).await?;
+        if queued {
+            self.wake.notify_one();
+        }
+        Ok(queued)
+    }
+
     async fn submit_in(
         &self,
         tx: &mut sqlx::AnyConnection,

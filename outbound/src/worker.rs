@@ -108,6 +108,7 @@ pub async fn run(
         transport,
         config,
         keys,
+        wake: Arc::clone(&wake),
         in_flight: Mutex::default(),
         shutdown: shutdown.clone(),
     });
@@ -176,6 +177,8 @@ struct Context {
     transport: Transport,
     config: WorkerConfig,
     keys: KeyCache,
+    /// Wakes this worker: for the notice queued when a delivery fails.
+    wake: Arc<Notify>,
     /// Deliveries this process is working on, so that a claim renewed by a later
     /// look at the queue (after a lease ran out while the database was failing) is
     /// not handed out twice here.
@@ -228,10 +231,23 @@ impl Context {
         outcome
             .record(&self.store, &d.id, &self.shutdown, self.config.lease)
             .await;
+        if matches!(outcome, Outcome::Failed(_)) {
+            self.notify_writer(&d.message_id).await;
+        }
         self.in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&d.id);
+    }
+
+    /// Tells the writer of a message that failed for good (see [`crate::notice`]).
+    async fn notify_writer(&self, message_id: &str) {
+        match crate::notice::undeliverable(&self.store, &self.config.relay_domain, message_id).await
+        {
+            Ok(true) => self.wake.notify_one(),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "could not queue the writer's notice"),
+        }
     }
 
     /// Attempts the delivery and says how it went.

@@ -20,15 +20,38 @@ pub enum Origin {
     Api,
     /// A reply received by the SMTP listener.
     Smtp,
+    /// maskrelay's own notice to a writer that their message could not be delivered.
+    Notice,
 }
 
 impl Origin {
-    fn as_str(self) -> &'static str {
+    /// The value stored and shown.
+    pub fn as_str(self) -> &'static str {
         match self {
             Origin::Api => "api",
             Origin::Smtp => "smtp",
+            Origin::Notice => "notice",
         }
     }
+}
+
+/// What a notice about an undeliverable message needs to know of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undeliverable {
+    /// Organisation.
+    pub org_id: String,
+    /// Conversation.
+    pub conversation_id: String,
+    /// Who wrote it (and gets the notice).
+    pub writer_id: String,
+    /// Who could not be reached.
+    pub reader_id: String,
+    /// Our `Message-ID` of it, for threading the notice under it.
+    pub rfc_message_id: String,
+    /// Whether it was itself a notice (then nobody is told: no loop).
+    pub is_notice: bool,
+    /// Whether a notice already went out in this conversation since the given time.
+    pub notified_recently: bool,
 }
 
 /// A message about to be stored.
@@ -116,6 +139,45 @@ pub async fn insert_message_with_delivery(
     .execute(&mut *conn)
     .await?;
     Ok(delivery_id)
+}
+
+impl Store {
+    /// A message that could not be delivered, for the notice to its writer;
+    /// `notified_since` (Unix ms) bounds "already told".
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the query fails.
+    pub async fn undeliverable(
+        &self,
+        message_id: &str,
+        notified_since: i64,
+    ) -> Result<Option<Undeliverable>> {
+        let row = sqlx::query(
+            "SELECT m.org_id, m.conversation_id, m.sender_id, m.recipient_id, m.rfc_message_id, \
+                    m.origin, \
+                    (SELECT COUNT(*) FROM messages n WHERE n.conversation_id = m.conversation_id \
+                       AND n.origin = 'notice' AND n.created_at > $2) AS recent \
+             FROM messages m WHERE m.id = $1",
+        )
+        .bind(message_id)
+        .bind(notified_since)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| -> Result<Undeliverable> {
+            let origin: String = r.try_get("origin")?;
+            let recent: i64 = r.try_get("recent")?;
+            Ok(Undeliverable {
+                org_id: r.try_get("org_id")?,
+                conversation_id: r.try_get("conversation_id")?,
+                writer_id: r.try_get("sender_id")?,
+                reader_id: r.try_get("recipient_id")?,
+                rfc_message_id: r.try_get("rfc_message_id")?,
+                is_notice: origin == Origin::Notice.as_str(),
+                notified_recently: recent > 0,
+            })
+        })
+        .transpose()
+    }
 }
 
 /// Our `Message-ID`s of the latest `limit` messages of a conversation, oldest first.

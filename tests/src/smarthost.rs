@@ -127,6 +127,32 @@ impl Smarthost {
         }
     }
 
+    /// Waits until a message whose bytes contain `needle` was accepted, and returns
+    /// it; for tests where other mail (a notice) may arrive in between.
+    ///
+    /// # Errors
+    /// If none arrives within `timeout`.
+    pub async fn wait_containing(
+        &self,
+        needle: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Delivered> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.arrived.notified();
+            if let Some(found) = self
+                .delivered()
+                .into_iter()
+                .find(|d| d.text().contains(needle))
+            {
+                return Ok(found);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                anyhow::bail!("no message containing {needle:?} reached the smarthost");
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner
             .lock()

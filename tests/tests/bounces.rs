@@ -33,18 +33,31 @@ fn dsn(verp: &str, status: &str, diagnostic: &str) -> String {
     )
 }
 
-/// Alice writes to Bob; the message id and what the smarthost got.
-async fn alice_writes(
-    gw: &TestGateway,
-    sink: &Smarthost,
-    n: usize,
-) -> anyhow::Result<(String, Delivered)> {
-    let (status, body) = gw.message("alice", "bob", "Tennis?", "Saturday?").await?;
+/// Alice writes to Bob; the message id and what the smarthost got (found by a
+/// marker in the text: notices to Alice may arrive in between).
+async fn alice_writes(gw: &TestGateway, sink: &Smarthost) -> anyhow::Result<(String, Delivered)> {
+    let marker = maskrelay_tests::db::unique("saturday");
+    let (status, body) = gw.message("alice", "bob", "Tennis?", &marker).await?;
     anyhow::ensure!(status == 202, "{body}");
     let id = body["message_id"].as_str().unwrap_or_default().to_owned();
-    let delivered = sink.wait_for(n, WAIT).await?.remove(n - 1);
+    let delivered = sink.wait_containing(&marker, WAIT).await?;
     gw.wait_status(&id, "sent").await?;
     Ok((id, delivered))
+}
+
+/// How many notices the conversation of `message_id` has recorded.
+async fn notices(gw: &TestGateway, conversation: &str) -> anyhow::Result<usize> {
+    let (status, conv) = gw
+        .call(
+            Method::GET,
+            &format!("/v1/conversations/{conversation}"),
+            None,
+        )
+        .await?;
+    anyhow::ensure!(status == 200, "{conv}");
+    Ok(conv["messages"]
+        .as_array()
+        .map_or(0, |m| m.iter().filter(|m| m["origin"] == "notice").count()))
 }
 
 /// The null sender delivers `raw` to `to`; the final reply.
@@ -66,7 +79,7 @@ async fn bounces_are_read_and_a_hard_one_stops_mail(backend: Backend) -> anyhow:
     gw.member("alice", "alice@example.com", "Alice").await?;
     gw.member("bob", BOB, "Bob").await?;
 
-    let (first, to_bob) = alice_writes(&gw, &sink, 1).await?;
+    let (first, to_bob) = alice_writes(&gw, &sink).await?;
     let verp = to_bob.mail_from.clone();
     assert!(
         verp.starts_with("b-") && verp.ends_with("@relay.test"),
@@ -76,7 +89,7 @@ async fn bounces_are_read_and_a_hard_one_stops_mail(backend: Backend) -> anyhow:
     let alice_relay = from_address(&parse(&to_bob.data)?);
     let reply = format!("From: {BOB}\r\nTo: {alice_relay}\r\nSubject: Re\r\n\r\nYes\r\n");
     send_mail_to(gw.smtp_addr(), Some(BOB), &[&alice_relay], reply.as_bytes()).await?;
-    let bob_relay = from_address(&parse(&sink.wait_for(2, WAIT).await?.remove(1).data)?);
+    let bob_relay = from_address(&parse(&sink.wait_containing("Yes", WAIT).await?.data)?);
 
     // A forged or damaged VERP address is no address of ours.
     let (local, domain) = verp.split_once('@').unwrap_or_default();
@@ -114,8 +127,48 @@ async fn bounces_are_read_and_a_hard_one_stops_mail(backend: Backend) -> anyhow:
     );
     assert_eq!(member(&gw, "bob").await?["deliverable"], true);
 
+    // Alice is told, from the relay domain, without a word of Bob's address, his
+    // provider or what his server said.
+    let notice = sink.wait_containing("could not be delivered", WAIT).await?;
+    assert_eq!(notice.rcpt_to, vec!["alice@example.com".to_owned()]);
+    let text = notice.text();
+    for secret in [
+        BOB,
+        "example.net",
+        "mx.example.net",
+        "Mailbox full",
+        "5.2.2",
+        "552",
+    ] {
+        assert!(!text.contains(secret), "{secret} in the notice:\n{text}");
+    }
+    for expected in [
+        "Subject: Your message to Bob could not be delivered",
+        "Auto-Submitted: auto-replied",
+        "noreply@relay.test",
+        "X-Loop: maskrelay@relay.test",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing:\n{text}");
+    }
+    let conversation = to_bob_conversation(&gw, &first).await?;
+    assert_eq!(notices(&gw, &conversation).await?, 1);
+    // A notice that bounces in turn tells nobody: no loop.
+    let notice_verp = notice.mail_from.clone();
+    report(
+        &gw,
+        &notice_verp,
+        &dsn(&notice_verp, "5.1.1", "550 5.1.1 User unknown"),
+    )
+    .await?;
+    assert_eq!(notices(&gw, &conversation).await?, 1);
+    // That bounce suppressed Alice's address; the directory lifts it again.
+    let (status, _) = gw
+        .call(Method::DELETE, "/v1/members/alice/suppression", None)
+        .await?;
+    assert_eq!(status, 204);
+
     // A hard bounce suppresses Bob's address at once.
-    let (second, to_bob) = alice_writes(&gw, &sink, 3).await?;
+    let (second, to_bob) = alice_writes(&gw, &sink).await?;
     let verp = to_bob.mail_from;
     report(
         &gw,
@@ -155,7 +208,7 @@ async fn bounces_are_read_and_a_hard_one_stops_mail(backend: Backend) -> anyhow:
     let (status, _) = gw.call(Method::DELETE, path, None).await?;
     assert_eq!(status, 404);
     assert_eq!(member(&gw, "bob").await?["deliverable"], true);
-    let (_, to_bob) = alice_writes(&gw, &sink, 4).await?;
+    let (_, to_bob) = alice_writes(&gw, &sink).await?;
 
     // Suppressed again (recorded before the 250), then a new address from the
     // directory is reachable at once.
@@ -164,9 +217,23 @@ async fn bounces_are_read_and_a_hard_one_stops_mail(backend: Backend) -> anyhow:
     assert_eq!(member(&gw, "bob").await?["deliverable"], false);
     gw.member("bob", "bob.new@example.net", "Bob").await?;
     assert_eq!(member(&gw, "bob").await?["deliverable"], true);
-    let (_, delivered) = alice_writes(&gw, &sink, 5).await?;
+    let (_, delivered) = alice_writes(&gw, &sink).await?;
     assert_eq!(delivered.rcpt_to, vec!["bob.new@example.net".to_owned()]);
+    // Three bounces in this conversation today; one notice.
+    assert_eq!(notices(&gw, &conversation).await?, 1);
     Ok(())
+}
+
+/// The conversation a message belongs to.
+async fn to_bob_conversation(gw: &TestGateway, message_id: &str) -> anyhow::Result<String> {
+    let (status, body) = gw
+        .call(Method::GET, &format!("/v1/messages/{message_id}"), None)
+        .await?;
+    anyhow::ensure!(status == 200, "{body}");
+    Ok(body["conversation_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
 }
 
 async fn repeated_soft_bounces_stop_mail_too(backend: Backend) -> anyhow::Result<()> {
@@ -182,8 +249,7 @@ async fn repeated_soft_bounces_stop_mail_too(backend: Backend) -> anyhow::Result
             "after {}",
             n - 1
         );
-        let n = usize::try_from(n)?;
-        let (id, delivered) = alice_writes(&gw, &sink, n).await?;
+        let (id, delivered) = alice_writes(&gw, &sink).await?;
         let verp = delivered.mail_from;
         report(&gw, &verp, &dsn(&verp, "4.2.2", "452 4.2.2 Mailbox full")).await?;
         gw.wait_status(&id, "bounced").await?;
