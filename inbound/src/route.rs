@@ -197,9 +197,13 @@ impl Router {
         let message = mail_parser::MessageParser::default()
             .parse(raw)
             .ok_or(reply::UNPARSEABLE)?;
-        if crate::classify::classify(&message, true) == Kind::AutoReply {
-            tracing::info!("automatic answer to a bounce address ignored");
-            return Ok(reply::BOUNCE_RECORDED);
+        match crate::classify::classify(&message, true) {
+            Kind::AutoReply => {
+                tracing::info!("automatic answer to a bounce address ignored");
+                return Ok(reply::BOUNCE_RECORDED);
+            }
+            Kind::Complaint => return self.complaint(deliveries).await,
+            Kind::Personal | Kind::DeliveryReport => {}
         }
         let Some(bounce) = crate::bounce::parse(&message) else {
             tracing::info!("mail to a bounce address is no report; ignored");
@@ -234,6 +238,26 @@ impl Router {
                 Ok(None) => tracing::info!(%delivery_id, "bounce for a delivery no longer stored"),
                 Err(e) => {
                     tracing::error!(%delivery_id, error = %e, "could not record a bounce");
+                    return Err(reply::TRY_LATER);
+                }
+            }
+        }
+        Ok(reply::BOUNCE_RECORDED)
+    }
+
+    /// A feedback report (ARF) about deliveries: each reader stops getting mail from
+    /// the writer they complained about.
+    async fn complaint(&self, deliveries: &[String]) -> Result<Reply, Reply> {
+        for delivery_id in deliveries {
+            match self.store.record_complaint(delivery_id).await {
+                Ok(Some(c)) => {
+                    tracing::info!(%delivery_id, conversation_id = %c.conversation_id, "complaint recorded; the reader no longer gets mail from the writer")
+                }
+                Ok(None) => {
+                    tracing::info!(%delivery_id, "complaint about a delivery no longer stored")
+                }
+                Err(e) => {
+                    tracing::error!(%delivery_id, error = %e, "could not record a complaint");
                     return Err(reply::TRY_LATER);
                 }
             }

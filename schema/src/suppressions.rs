@@ -115,6 +115,60 @@ impl Store {
         Ok(Some(bounced))
     }
 
+    /// A spam complaint (ARF) about a delivery: its reader blocks its writer, so that
+    /// nothing more from that writer reaches them, and the complaint is recorded
+    /// in the conversation for the organisation's admins. `None` if no such delivery.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if a query fails.
+    pub async fn record_complaint(&self, delivery_id: &str) -> Result<Option<Bounced>> {
+        let row = sqlx::query(
+            "SELECT m.org_id, m.conversation_id, m.id AS message_id, m.sender_id, \
+                    m.recipient_id, m.origin FROM deliveries d \
+             JOIN messages m ON m.id = d.message_id WHERE d.id = $1",
+        )
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let origin: String = row.try_get("origin")?;
+        let complained = Bounced {
+            org_id: row.try_get("org_id")?,
+            conversation_id: row.try_get("conversation_id")?,
+            message_id: row.try_get("message_id")?,
+        };
+        let writer: String = row.try_get("sender_id")?;
+        let reader: String = row.try_get("recipient_id")?;
+        let mut tx = self.begin_write().await?;
+        // A complaint about our own notice blocks nobody: no member wrote it.
+        if origin != crate::messages::Origin::Notice.as_str() {
+            sqlx::query(
+                "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (blocker_id, blocked_id) DO NOTHING",
+            )
+            .bind(&reader)
+            .bind(&writer)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO inbound_events (id, org_id, conversation_id, member_id, kind, created_at) \
+             VALUES ($1, $2, $3, $4, 'complaint', $5)",
+        )
+        .bind(crate::ids::new_id())
+        .bind(&complained.org_id)
+        .bind(&complained.conversation_id)
+        .bind(&reader)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(complained))
+    }
+
     /// Why mail to a member's current address is suppressed, if it is.
     ///
     /// # Errors

@@ -263,7 +263,49 @@ async fn repeated_soft_bounces_stop_mail_too(backend: Backend) -> anyhow::Result
     Ok(())
 }
 
+async fn a_complaint_stops_mail_from_that_writer(backend: Backend) -> anyhow::Result<()> {
+    let sink = Smarthost::start().await?;
+    let gw = TestGateway::start(backend, &sink).await?;
+    gw.member("alice", "alice@example.com", "Alice").await?;
+    gw.member("bob", BOB, "Bob").await?;
+    gw.member("carol", "carol@example.org", "Carol").await?;
+    let (first, delivered) = alice_writes(&gw, &sink).await?;
+    let verp = delivered.mail_from.clone();
+    // Bob pressed "This is spam"; his provider's feedback loop reports it (RFC 5965)
+    // to the envelope sender, with the message attached.
+    let arf = format!(
+        "From: fbl@provider.example\r\nTo: {verp}\r\nSubject: Abuse report\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=feedback-report; boundary=\"f\"\r\n\r\n\
+         --f\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n\
+         --f\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n\
+         User-Agent: provider-fbl/1.0\r\nVersion: 1\r\n\r\n\
+         --f\r\nContent-Type: message/rfc822\r\n\r\n{}\r\n--f--\r\n",
+        delivered.text()
+    );
+    let answer = report(&gw, &verp, &arf).await?;
+    assert!(answer.contains("recorded"), "{answer}");
+    let conversation = to_bob_conversation(&gw, &first).await?;
+    let (_, conv) = gw
+        .call(
+            Method::GET,
+            &format!("/v1/conversations/{conversation}"),
+            None,
+        )
+        .await?;
+    assert_eq!(conv["complaints_recorded"], 1, "{conv}");
+    // Not a bounce: the delivery stays sent, and nobody is suppressed.
+    gw.wait_status(&first, "sent").await?;
+    assert_eq!(member(&gw, "bob").await?["deliverable"], true);
+    let (status, body) = gw.message("alice", "bob", "again", "hello?").await?;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "not_deliverable", "{body}");
+    let (status, body) = gw.message("carol", "bob", "Hi", "from Carol").await?;
+    assert_eq!(status, 202, "{body}");
+    Ok(())
+}
+
 both_backends!(
     bounces_are_read_and_a_hard_one_stops_mail,
-    repeated_soft_bounces_stop_mail_too
+    repeated_soft_bounces_stop_mail_too,
+    a_complaint_stops_mail_from_that_writer
 );
