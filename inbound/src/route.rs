@@ -98,7 +98,9 @@ impl Router {
         if !domain.eq_ignore_ascii_case(self.relay_domain()) {
             return Err(reply::RELAY_DENIED);
         }
-        if local.len() > 2 && local[..2].eq_ignore_ascii_case("b-") {
+        // `get` rather than slicing: a local part may start with a multi-byte
+        // character (SMTPUTF8), and a slice through it would panic.
+        if local.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("b-")) {
             // A bounce address: only the MAC says whether we made it.
             return self
                 .store

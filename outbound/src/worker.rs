@@ -213,20 +213,12 @@ impl Context {
     }
 
     async fn attempt(&self, d: ClaimedDelivery) {
-        let outcome = match self.store.delivery_suppressed(&d.id).await {
+        let outcome = if d.suppressed {
             // The address bounced for good since this was queued: do not send.
-            Ok(true) => {
-                tracing::info!("recipient address suppressed; not sent");
-                Outcome::Suppressed
-            }
-            Ok(false) => self.outcome(&d).await,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not check suppression; retrying later");
-                Outcome::Retry {
-                    at: now_ms() + 60_000,
-                    reason: "store unavailable".into(),
-                }
-            }
+            tracing::info!("recipient address suppressed; not sent");
+            Outcome::Suppressed
+        } else {
+            self.outcome(&d).await
         };
         outcome
             .record(&self.store, &d.id, &self.shutdown, self.config.lease)

@@ -279,7 +279,7 @@ impl Store {
         sqlx::query(
             "UPDATE deliveries SET status = 'cancelled', content_enc = NULL, recipient_enc = NULL, \
                  lease_until = NULL, last_error = 'member erased', updated_at = $2 \
-             WHERE status IN ('queued', 'deferred') AND message_id IN \
+             WHERE status = 'queued' AND message_id IN \
                  (SELECT id FROM messages WHERE sender_id = $1 OR recipient_id = $1)",
         )
         .bind(&id)

@@ -39,6 +39,9 @@ pub struct ClaimedDelivery {
     pub recipient: String,
     /// The composed message (decrypted).
     pub content: Vec<u8>,
+    /// The recipient's address was suppressed (a hard bounce) since this was queued:
+    /// it is not to be sent.
+    pub suppressed: bool,
 }
 
 /// Where a delivery stands.
@@ -96,13 +99,20 @@ impl DeliveryStatus {
     }
 }
 
-/// A stored status read back.
+/// A stored status read back, from a row with `status` and `attempts`. Pending
+/// deliveries are all stored as `queued`, so that the claim query walks one index in
+/// due order; one that has been attempted is `deferred`.
 pub(crate) fn status_of(row: &sqlx::any::AnyRow) -> Result<DeliveryStatus> {
     let text: String = row.try_get("status")?;
-    DeliveryStatus::parse(&text).ok_or_else(|| StoreError::Corrupt {
-        table: "deliveries",
-        detail: format!("unknown status {text:?}"),
-    })
+    let attempts: i64 = row.try_get("attempts")?;
+    match DeliveryStatus::parse(&text) {
+        Some(DeliveryStatus::Queued) if attempts > 0 => Ok(DeliveryStatus::Deferred),
+        Some(status) => Ok(status),
+        None => Err(StoreError::Corrupt {
+            table: "deliveries",
+            detail: format!("unknown status {text:?}"),
+        }),
+    }
 }
 
 /// Where a delivery stands, as the API shows it.
@@ -141,12 +151,17 @@ impl Store {
         let rows = sqlx::query(
             "UPDATE deliveries SET lease_until = $1, updated_at = $2, claimed_by = $4 \
              WHERE id IN (SELECT id FROM deliveries \
-                          WHERE status IN ('queued', 'deferred') AND next_attempt_at <= $2 \
+                          WHERE status = 'queued' AND next_attempt_at <= $2 \
                             AND (lease_until IS NULL OR lease_until <= $2) \
                           ORDER BY next_attempt_at LIMIT $3) \
-               AND status IN ('queued', 'deferred') \
-               AND (lease_until IS NULL OR lease_until <= $2) \
-             RETURNING id, message_id, attempts, created_at, recipient_enc, content_enc",
+               AND status = 'queued' AND (lease_until IS NULL OR lease_until <= $2) \
+             RETURNING id, message_id, attempts, created_at, recipient_enc, content_enc, \
+                 CAST(CASE WHEN EXISTS (SELECT 1 FROM messages m \
+                     JOIN members mem ON mem.id = m.recipient_id \
+                     JOIN suppressions s ON s.org_id = mem.org_id \
+                                        AND s.email_index = mem.email_index \
+                     WHERE m.id = deliveries.message_id) THEN 1 ELSE 0 END AS BIGINT) \
+                   AS suppressed",
         )
         .bind(now.saturating_add(lease_ms))
         .bind(now)
@@ -160,6 +175,7 @@ impl Store {
             let id: String = row.try_get("id")?;
             match self.open_delivery(&row) {
                 Ok((recipient, content)) => claimed.push(ClaimedDelivery {
+                    suppressed: row.try_get::<i64, _>("suppressed")? != 0,
                     message_id: row.try_get("message_id")?,
                     attempts: row.try_get("attempts")?,
                     queued_at: row.try_get("created_at")?,
@@ -189,8 +205,7 @@ impl Store {
     ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE deliveries SET lease_until = $3 \
-             WHERE id = $1 AND claimed_by = $2 AND status IN ('queued', 'deferred') \
-               AND lease_until IS NOT NULL",
+             WHERE id = $1 AND claimed_by = $2 AND status = 'queued' AND lease_until IS NOT NULL",
         )
         .bind(delivery_id)
         .bind(instance)
@@ -208,7 +223,7 @@ impl Store {
     pub async fn release_claims(&self, instance: &str) -> Result<u64> {
         let done = sqlx::query(
             "UPDATE deliveries SET lease_until = NULL, claimed_by = NULL \
-             WHERE claimed_by = $1 AND status IN ('queued', 'deferred')",
+             WHERE claimed_by = $1 AND status = 'queued'",
         )
         .bind(instance)
         .execute(&self.pool)
@@ -331,9 +346,8 @@ impl Store {
         error: &str,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE deliveries SET status = 'deferred', attempts = attempts + 1, \
-                 next_attempt_at = $2, lease_until = NULL, claimed_by = NULL, last_error = $3, \
-                 updated_at = $4 \
+            "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, \
+                 lease_until = NULL, claimed_by = NULL, last_error = $3, updated_at = $4 \
              WHERE id = $1",
         )
         .bind(delivery_id)

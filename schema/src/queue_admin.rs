@@ -69,11 +69,21 @@ impl Store {
         status: Option<DeliveryStatus>,
         limit: i64,
     ) -> Result<Vec<DeliveryInfo>> {
+        // Queued and deferred are both stored as `queued`; attempts tell them apart.
+        let (stored, attempted) = match status {
+            None => ("", 0),
+            Some(DeliveryStatus::Queued) => ("queued", 1),
+            Some(DeliveryStatus::Deferred) => ("queued", 2),
+            Some(other) => (other.as_str(), 0),
+        };
         let rows = sqlx::query(concat!(
             delivery_from!(),
-            "WHERE $1 = '' OR d.status = $1 ORDER BY d.created_at DESC, d.id LIMIT $2"
+            "WHERE ($1 = '' OR d.status = $1) \
+               AND ($2 = 0 OR ($2 = 1 AND d.attempts = 0) OR ($2 = 2 AND d.attempts > 0)) \
+             ORDER BY d.created_at DESC, d.id LIMIT $3"
         ))
-        .bind(status.map_or("", DeliveryStatus::as_str))
+        .bind(stored)
+        .bind(attempted)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -99,7 +109,7 @@ impl Store {
     pub async fn retry_now(&self, id: &str) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE deliveries SET next_attempt_at = $2, updated_at = $2 \
-             WHERE id = $1 AND status IN ('queued', 'deferred')",
+             WHERE id = $1 AND status = 'queued'",
         )
         .bind(id)
         .bind(now_ms())
@@ -118,30 +128,12 @@ impl Store {
             "UPDATE deliveries SET status = 'cancelled', content_enc = NULL, \
                  recipient_enc = NULL, lease_until = NULL, claimed_by = NULL, \
                  last_error = 'cancelled by an operator', updated_at = $2 \
-             WHERE id = $1 AND status IN ('queued', 'deferred')",
+             WHERE id = $1 AND status = 'queued'",
         )
         .bind(id)
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    /// Whether the recipient of a delivery has had their address suppressed since it
-    /// was queued.
-    ///
-    /// # Errors
-    /// [`crate::StoreError`] if the query fails.
-    pub async fn delivery_suppressed(&self, id: &str) -> Result<bool> {
-        let row = sqlx::query(
-            "SELECT 1 FROM deliveries d JOIN messages m ON m.id = d.message_id \
-             JOIN members mem ON mem.id = m.recipient_id \
-             JOIN suppressions s ON s.org_id = mem.org_id AND s.email_index = mem.email_index \
-             WHERE d.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
     }
 }
