@@ -95,10 +95,11 @@ pub async fn may_write(
     if !reader.accepts_messages {
         return Ok(Err(Refusal::RecipientOptedOut));
     }
-    if store.is_blocked(&reader.id, &writer.id).await? {
+    let barriers = store.barriers(&reader.id, &writer.id).await?;
+    if barriers.blocked {
         return Ok(Err(Refusal::Blocked));
     }
-    if store.suppression(&reader.id).await?.is_some() {
+    if barriers.suppressed {
         return Ok(Err(Refusal::RecipientUnreachable));
     }
     if in_conversation

@@ -16,6 +16,15 @@ pub struct Started {
     pub oldest: Option<i64>,
 }
 
+/// What the store holds against one member writing to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Barriers {
+    /// The reader has blocked the writer.
+    pub blocked: bool,
+    /// Mail to the reader's address is suppressed after bounces.
+    pub suppressed: bool,
+}
+
 impl Store {
     /// Makes `blocker` receive nothing more from `blocked`. Idempotent.
     ///
@@ -47,17 +56,29 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Whether `reader_id` has blocked `writer_id`.
+    /// Whether `reader_id` has blocked `writer_id`, and whether mail to the reader's
+    /// address is suppressed: what the store says against one member writing to
+    /// another, in one round trip (it is asked for every message and reply).
     ///
     /// # Errors
     /// [`crate::StoreError`] if the query fails.
-    pub async fn is_blocked(&self, reader_id: &str, writer_id: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM blocks WHERE blocker_id = $1 AND blocked_id = $2")
-            .bind(reader_id)
-            .bind(writer_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
+    pub async fn barriers(&self, reader_id: &str, writer_id: &str) -> Result<Barriers> {
+        let row = sqlx::query(
+            "SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM blocks \
+                        WHERE blocker_id = $1 AND blocked_id = $2) THEN 1 ELSE 0 END AS BIGINT) \
+                      AS blocked, \
+                    CAST(CASE WHEN EXISTS (SELECT 1 FROM suppressions s JOIN members mem \
+                        ON mem.org_id = s.org_id AND mem.email_index = s.email_index \
+                        WHERE mem.id = $1) THEN 1 ELSE 0 END AS BIGINT) AS suppressed",
+        )
+        .bind(reader_id)
+        .bind(writer_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Barriers {
+            blocked: row.try_get::<i64, _>("blocked")? != 0,
+            suppressed: row.try_get::<i64, _>("suppressed")? != 0,
+        })
     }
 
     /// Directory ids of the members `member_id` has blocked.

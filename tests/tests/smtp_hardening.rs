@@ -316,7 +316,31 @@ async fn mail_loops_are_refused(backend: Backend) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn odd_recipients_get_an_answer_not_a_panic(backend: Backend) -> anyhow::Result<()> {
+    let (_sink, gw, _, _) = gateway(backend, |_| {}).await?;
+    let (mut c, _) = RawClient::connect(gw.smtp_addr()).await?;
+    assert!(c.command("EHLO client.example").await?.starts_with("250"));
+    assert!(c.command("MAIL FROM:<> SMTPUTF8").await?.starts_with("250"));
+    // A local part starting with "b" and a multi-byte character, where a VERP check
+    // slicing two bytes would cut a character in half.
+    for rcpt in [
+        "bé@relay.test",
+        "b-@relay.test",
+        "b-x-y@relay.test",
+        "B-@relay.test",
+    ] {
+        let answer = c.command(&format!("RCPT TO:<{rcpt}>")).await?;
+        assert!(answer.starts_with("550 5.1.1"), "{rcpt}: {answer}");
+    }
+    assert!(
+        c.command("NOOP").await?.starts_with("250"),
+        "the session died"
+    );
+    Ok(())
+}
+
 both_backends!(
+    odd_recipients_get_an_answer_not_a_panic,
     starttls_upgrades_the_session_in_place,
     commands_smuggled_after_starttls_are_dropped,
     starttls_can_be_turned_off,
