@@ -164,29 +164,25 @@ impl Crypto {
         let local = local.to_ascii_lowercase();
         let rest = local.strip_prefix("b-")?;
         let (id, _) = rest.rsplit_once('-')?;
-        let expected = self.verp_local(id);
-        let same = expected.len() == local.len()
-            && expected
-                .bytes()
-                .zip(local.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        same.then(|| id.to_owned())
+        same_secret(&self.verp_local(id), &local).then(|| id.to_owned())
     }
 
     /// The payload of a token made by [`Crypto::sign_link`], if its MAC is right.
     pub fn verify_link<'a>(&self, token: &'a str) -> Option<&'a str> {
         let (payload, mac) = token.rsplit_once('~')?;
         let expected = hex::encode(&derive(&self.link_key, payload.as_bytes())[..16]);
-        // Compared in constant time: the MAC is a secret until it is right.
-        let same = mac.len() == expected.len()
-            && mac
-                .bytes()
-                .zip(expected.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        same.then_some(payload)
+        same_secret(mac, &expected).then_some(payload)
     }
+}
+
+/// Whether two MACs are equal, compared in constant time: a MAC is a secret until
+/// it is right, and an early exit would tell an attacker how much of it is.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// SHA-256 of a value; used for API keys and request fingerprints, which are already

@@ -36,6 +36,14 @@ pub struct Bounced {
     pub message_id: String,
 }
 
+/// A delivery's message and members, as a report about it needs them.
+struct DeliveryMessage {
+    bounced: Bounced,
+    writer: String,
+    reader: String,
+    origin: String,
+}
+
 impl Store {
     /// Marks a delivery `bounced` with what the report said and suppresses the
     /// recipient's current address in the organisation after a hard bounce, or after
@@ -49,21 +57,10 @@ impl Store {
         delivery_id: &str,
         bounce: &BounceRecord<'_>,
     ) -> Result<Option<Bounced>> {
-        let row = sqlx::query(
-            "SELECT m.org_id, m.conversation_id, m.id AS message_id FROM deliveries d \
-             JOIN messages m ON m.id = d.message_id WHERE d.id = $1",
-        )
-        .bind(delivery_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
+        let Some(found) = self.delivery_message(delivery_id).await? else {
             return Ok(None);
         };
-        let bounced = Bounced {
-            org_id: row.try_get("org_id")?,
-            conversation_id: row.try_get("conversation_id")?,
-            message_id: row.try_get("message_id")?,
-        };
+        let bounced = found.bounced;
         let severity = if bounce.hard { "hard" } else { "soft" };
         let summary = format!(
             "bounced ({severity}): {} {}",
@@ -122,25 +119,11 @@ impl Store {
     /// # Errors
     /// [`crate::StoreError`] if a query fails.
     pub async fn record_complaint(&self, delivery_id: &str) -> Result<Option<Bounced>> {
-        let row = sqlx::query(
-            "SELECT m.org_id, m.conversation_id, m.id AS message_id, m.sender_id, \
-                    m.recipient_id, m.origin FROM deliveries d \
-             JOIN messages m ON m.id = d.message_id WHERE d.id = $1",
-        )
-        .bind(delivery_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
+        let Some(found) = self.delivery_message(delivery_id).await? else {
             return Ok(None);
         };
-        let origin: String = row.try_get("origin")?;
-        let complained = Bounced {
-            org_id: row.try_get("org_id")?,
-            conversation_id: row.try_get("conversation_id")?,
-            message_id: row.try_get("message_id")?,
-        };
-        let writer: String = row.try_get("sender_id")?;
-        let reader: String = row.try_get("recipient_id")?;
+        let (complained, writer, reader) = (found.bounced, found.writer, found.reader);
+        let origin = found.origin;
         let mut tx = self.begin_write().await?;
         // A complaint about our own notice blocks nobody: no member wrote it.
         if origin != crate::messages::Origin::Notice.as_str() {
@@ -167,6 +150,31 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(Some(complained))
+    }
+
+    /// The message a delivery carried, and its members.
+    async fn delivery_message(&self, delivery_id: &str) -> Result<Option<DeliveryMessage>> {
+        let row = sqlx::query(
+            "SELECT m.org_id, m.conversation_id, m.id AS message_id, m.sender_id, \
+                    m.recipient_id, m.origin FROM deliveries d \
+             JOIN messages m ON m.id = d.message_id WHERE d.id = $1",
+        )
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| -> Result<DeliveryMessage> {
+            Ok(DeliveryMessage {
+                bounced: Bounced {
+                    org_id: row.try_get("org_id")?,
+                    conversation_id: row.try_get("conversation_id")?,
+                    message_id: row.try_get("message_id")?,
+                },
+                writer: row.try_get("sender_id")?,
+                reader: row.try_get("recipient_id")?,
+                origin: row.try_get("origin")?,
+            })
+        })
+        .transpose()
     }
 
     /// Why mail to a member's current address is suppressed, if it is.

@@ -35,21 +35,26 @@ fn published(output: &str) -> anyhow::Result<(String, String)> {
     Ok((name, strings.concat()))
 }
 
+/// `maskrelay dkim generate` for `config`'s database; what it printed.
+async fn generate_key(
+    config: &maskrelay::Config,
+    selector: &str,
+    algorithm: &str,
+) -> anyhow::Result<String> {
+    let args = [
+        "dkim",
+        "generate",
+        "--selector",
+        selector,
+        "--algorithm",
+        algorithm,
+    ];
+    run_cli(gateway_binary!(), config, &args).await
+}
+
 /// Makes a key with the CLI and publishes its record; returns the record's value.
 async fn generate(gw: &TestGateway, selector: &str, algorithm: &str) -> anyhow::Result<String> {
-    let out = run_cli(
-        gateway_binary!(),
-        &gw.config,
-        &[
-            "dkim",
-            "generate",
-            "--selector",
-            selector,
-            "--algorithm",
-            algorithm,
-        ],
-    )
-    .await?;
+    let out = generate_key(&gw.config, selector, algorithm).await?;
     let (name, value) = published(&out)?;
     anyhow::ensure!(
         name == format!("{selector}._domainkey.relay.test"),
@@ -67,21 +72,7 @@ async fn signing_gateway(backend: Backend, sink: &Smarthost) -> anyhow::Result<T
     config.outbound.dkim_reload_secs = 1;
     let mut outputs = Vec::new();
     for (selector, algorithm) in [("ed1", "ed25519"), ("rsa1", "rsa")] {
-        outputs.push(
-            run_cli(
-                gateway_binary!(),
-                &config,
-                &[
-                    "dkim",
-                    "generate",
-                    "--selector",
-                    selector,
-                    "--algorithm",
-                    algorithm,
-                ],
-            )
-            .await?,
-        );
+        outputs.push(generate_key(&config, selector, algorithm).await?);
     }
     let gw = TestGateway::start_with(db, config).await?;
     for out in outputs {
@@ -215,18 +206,8 @@ async fn a_new_key_takes_over_and_retiring_it_hands_signing_back(
     );
 
     // Within a reload or two the new key signs; the old one is still published.
-    let mut n = 0;
-    let selectors = loop {
-        let (status, body) = gw.message("alice", "bob", "s", &format!("m{n}")).await?;
-        anyhow::ensure!(status == 202, "{body}");
-        n += 1;
-        let delivered = sink.wait_for(n, WAIT).await?.remove(n - 1);
-        let found = verified(&gw, &delivered).await?;
-        if found.contains(&"ed2".to_owned()) || n >= 40 {
-            break found;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let mut sent = 0;
+    let selectors = signing_until(&gw, &sink, &mut sent, |s| s.contains(&"ed2".into())).await?;
     assert_eq!(selectors, vec!["ed2".to_owned(), "rsa1".to_owned()]);
 
     // Retiring the newest key (say it leaked) hands signing back to the previous one.
@@ -236,19 +217,32 @@ async fn a_new_key_takes_over_and_retiring_it_hands_signing_back(
         list.contains("ed2\ted25519") && list.contains("retired"),
         "{list}"
     );
-    let selectors = loop {
-        let (status, body) = gw.message("alice", "bob", "s", &format!("m{n}")).await?;
-        anyhow::ensure!(status == 202, "{body}");
-        n += 1;
-        let delivered = sink.wait_for(n, WAIT).await?.remove(n - 1);
-        let found = verified(&gw, &delivered).await?;
-        if !found.contains(&"ed2".to_owned()) || n >= 80 {
-            break found;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let selectors = signing_until(&gw, &sink, &mut sent, |s| !s.contains(&"ed2".into())).await?;
     assert_eq!(selectors, vec!["ed1".to_owned(), "rsa1".to_owned()]);
     Ok(())
+}
+
+/// Sends messages until the selectors that verify on one satisfy `done` (keys are
+/// reloaded every second), or 40 more were sent; those selectors. `sent` counts the
+/// messages so far.
+async fn signing_until(
+    gw: &TestGateway,
+    sink: &Smarthost,
+    sent: &mut usize,
+    done: impl Fn(&[String]) -> bool,
+) -> anyhow::Result<Vec<String>> {
+    for _ in 0..40 {
+        let (status, body) = gw.message("alice", "bob", "s", &format!("m{sent}")).await?;
+        anyhow::ensure!(status == 202, "{body}");
+        *sent += 1;
+        let delivered = sink.wait_for(*sent, WAIT).await?.remove(*sent - 1);
+        let found = verified(gw, &delivered).await?;
+        if done(&found) {
+            return Ok(found);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    anyhow::bail!("the signing keys did not change after 40 messages")
 }
 
 async fn the_cli_says_what_is_wrong(backend: Backend) -> anyhow::Result<()> {
