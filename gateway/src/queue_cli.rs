@@ -2,7 +2,6 @@
 //! against the configured database. Ids, statuses, attempts and reply codes only:
 //! recipients and content stay encrypted and unshown.
 
-use anyhow::bail;
 use maskrelay_schema::Store;
 use maskrelay_schema::queue::DeliveryStatus;
 use maskrelay_schema::queue_admin::DeliveryInfo;
@@ -46,11 +45,7 @@ pub async fn run(store: &Store, command: QueueCommand) -> anyhow::Result<()> {
         }
         QueueCommand::Retry { id } => {
             if !store.retry_now(&id).await? {
-                let d = found(store.delivery_info(&id).await?, &id)?;
-                bail!(
-                    "delivery {id} is {}, not queued or deferred: nothing to retry",
-                    d.status.as_str()
-                );
+                return Err(not_pending(store, &id, "retry").await);
             }
             println!(
                 "delivery {id} is due now; a running worker attempts it within its poll interval"
@@ -59,15 +54,26 @@ pub async fn run(store: &Store, command: QueueCommand) -> anyhow::Result<()> {
         }
         QueueCommand::Cancel { id } => {
             if !store.cancel_delivery(&id).await? {
-                let d = found(store.delivery_info(&id).await?, &id)?;
-                bail!(
-                    "delivery {id} is {}, not queued or deferred: nothing to cancel",
-                    d.status.as_str()
-                );
+                return Err(not_pending(store, &id, "cancel").await);
             }
             println!("delivery {id} cancelled; its content is wiped");
             Ok(())
         }
+    }
+}
+
+/// Why a delivery could not be retried or cancelled: it does not exist, or it is
+/// no longer pending (saying what it is).
+async fn not_pending(store: &Store, id: &str, action: &str) -> anyhow::Error {
+    match store.delivery_info(id).await {
+        Ok(info) => match found(info, id) {
+            Ok(d) => anyhow::anyhow!(
+                "delivery {id} is {}, not queued or deferred: nothing to {action}",
+                d.status.as_str()
+            ),
+            Err(e) => e,
+        },
+        Err(e) => e.into(),
     }
 }
 
