@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use maskrelay_inbound::authenticate::SenderAuth;
 use maskrelay_inbound::{ListenerStats, Router, SmtpParams};
+use maskrelay_outbound::mx::{Mx, MxSettings};
 use maskrelay_outbound::retry::{RetryPolicy, SCHEDULE_MINUTES};
 use maskrelay_outbound::{Submitter, Transport, WorkerConfig};
 use maskrelay_schema::{Crypto, Store};
@@ -196,17 +197,37 @@ fn smtp_params(config: &Config) -> SmtpParams {
     params
 }
 
+/// Delivery to each recipient's MX hosts, through the configured resolvers.
+fn mx_transport(config: &Config) -> anyhow::Result<Transport> {
+    let out = &config.outbound;
+    let resolver = maskrelay_inbound::authenticate::resolver(&config.dns.nameservers()?)?;
+    let settings = MxSettings {
+        port: out.mx_port,
+        tls: out
+            .tls
+            .parse()
+            .map_err(|e| anyhow::anyhow!("outbound.tls: {e}"))?,
+        per_domain: out.connections_per_domain.max(1),
+        rate_limit_pause: Duration::from_secs(out.rate_limit_pause_secs),
+    };
+    let mx = Mx::new(resolver.resolver().clone(), settings)
+        .map_err(|e| anyhow::anyhow!("outbound TLS client: {e}"))?;
+    Ok(Transport::Mx(Arc::new(mx)))
+}
+
 fn worker_config(config: &Config) -> anyhow::Result<WorkerConfig> {
     let out = &config.outbound;
     let transport = match (&out.capture_dir, &out.smarthost) {
+        _ if out.hold => None,
         (Some(dir), _) => Some(Transport::Capture(dir.clone())),
         (None, Some(url)) => Some(Transport::Smarthost(Box::new(
             url.parse()
                 .map_err(|e| anyhow::anyhow!("outbound.smarthost: {e}"))?,
         ))),
-        (None, None) => None,
+        (None, None) => Some(mx_transport(config)?),
     };
     let mut worker = WorkerConfig::new(config.relay_domain.clone(), transport);
+    worker.helo = smtp_hostname(config);
     worker.instance_id = config.instance_id();
     worker.lease = Duration::from_secs(out.lease_secs.max(3));
     worker.dkim_reload = Duration::from_secs(out.dkim_reload_secs.max(1));

@@ -146,6 +146,16 @@ pub struct OutboundConfig {
     pub smarthost: Option<String>,
     /// When set, mail is written there as `.eml` files instead of being sent.
     pub capture_dir: Option<PathBuf>,
+    /// Keep every message queued instead of delivering it (maintenance).
+    pub hold: bool,
+    /// TCP port of the recipients' MX hosts (25; tests use another).
+    pub mx_port: u16,
+    /// `"opportunistic"`: STARTTLS when offered; `"require"`: never in plain text.
+    pub tls: String,
+    /// Deliveries in progress to one recipient domain at once.
+    pub connections_per_domain: usize,
+    /// Seconds a destination that answered 421/450 4.7.x is left alone.
+    pub rate_limit_pause_secs: u64,
     /// Milliseconds between looks at the queue when nothing wakes the worker.
     pub poll_interval_ms: u64,
     /// Deliveries in flight at once.
@@ -221,6 +231,11 @@ impl Default for OutboundConfig {
         Self {
             smarthost: None,
             capture_dir: None,
+            hold: false,
+            mx_port: 25,
+            tls: "opportunistic".into(),
+            connections_per_domain: 4,
+            rate_limit_pause_secs: 60,
             poll_interval_ms: 5000,
             concurrency: 8,
             first_retry_secs: 60,
@@ -273,6 +288,11 @@ pub const KEYS: &[&str] = &[
     "smtp.stress_timeout_secs",
     "smtp.stress_percent",
     "smtp.min_data_rate",
+    "outbound.hold",
+    "outbound.mx_port",
+    "outbound.tls",
+    "outbound.connections_per_domain",
+    "outbound.rate_limit_pause_secs",
 ];
 
 /// The environment variable of a key.
@@ -335,6 +355,10 @@ impl Config {
             url.parse::<maskrelay_outbound::smarthost::Smarthost>()
                 .map_err(|e| anyhow::anyhow!("outbound.smarthost: {e}"))?;
         }
+        self.outbound
+            .tls
+            .parse::<maskrelay_outbound::mx::TlsPolicy>()
+            .map_err(|e| anyhow::anyhow!("outbound.tls: {e}"))?;
         self.dns.nameservers()?;
         if let Some(ip) = &self.dns.public_address
             && ip.parse::<std::net::IpAddr>().is_err()

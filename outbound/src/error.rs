@@ -32,4 +32,12 @@ pub enum DeliveryError {
     /// Retrying cannot help (5xx reply).
     #[error("permanent failure: {0}")]
     Permanent(String),
+    /// Worth retrying, but not before `wait` (the destination asked us to slow down).
+    #[error("deferred: {reason}")]
+    Deferred {
+        /// Why, without personal data.
+        reason: String,
+        /// The least time to wait.
+        wait: std::time::Duration,
+    },
 }

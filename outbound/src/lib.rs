@@ -18,7 +18,9 @@
 //! - [`janitor`]: wipes content kept past an organisation's retention.
 //! - [`notice`]: tells a writer, once a day per conversation, that a message could
 //!   not be delivered.
-//! - [`transport`]: where mail goes — [`smarthost`] or [`capture`] folder.
+//! - [`transport`]: where mail goes — the recipient's MX hosts ([`mx`], found by
+//!   [`mx_route`], spoken to by [`mx_session`]), a [`smarthost`] or a [`capture`]
+//!   folder.
 //! - [`error`]: errors of submission and of delivery attempts.
 //!
 //! Data flows `submit` (scrub, compose) → store (encrypted) → `worker` → `transport`; content is wiped
@@ -30,6 +32,9 @@ pub mod content;
 pub mod dkim;
 pub mod error;
 pub mod janitor;
+pub mod mx;
+pub mod mx_route;
+pub mod mx_session;
 pub mod notice;
 pub mod policy;
 pub mod record;

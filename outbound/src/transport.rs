@@ -1,15 +1,20 @@
-//! Where outgoing mail goes: a smarthost, or a capture folder.
+//! Where outgoing mail goes: the recipient's MX hosts, a smarthost, or a capture
+//! folder.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::capture;
 use crate::error::DeliveryError;
+use crate::mx::Mx;
 use crate::smarthost::Smarthost;
 
 /// The configured way out.
 #[derive(Debug, Clone)]
 pub enum Transport {
+    /// Each message to its recipient's MX hosts.
+    Mx(Arc<Mx>),
     /// Every message through one SMTP server.
     Smarthost(Box<Smarthost>),
     /// Every message into a folder as an `.eml` file.
@@ -40,6 +45,10 @@ impl Transport {
         timeout: Duration,
     ) -> Result<(), DeliveryError> {
         match self {
+            Transport::Mx(mx) => {
+                mx.send(helo, envelope.mail_from, envelope.rcpt_to, content, timeout)
+                    .await
+            }
             Transport::Smarthost(host) => {
                 host.send(helo, envelope.mail_from, envelope.rcpt_to, content, timeout)
                     .await
@@ -47,6 +56,15 @@ impl Transport {
             Transport::Capture(dir) => capture::write(dir, envelope.delivery_id, content)
                 .await
                 .map(|_| ()),
+        }
+    }
+}
+
+impl Transport {
+    /// Closes connections kept open past their time.
+    pub fn tidy(&self) {
+        if let Transport::Mx(mx) = self {
+            mx.tidy();
         }
     }
 }

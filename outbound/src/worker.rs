@@ -31,10 +31,12 @@ use crate::transport::{Envelope, Transport};
 /// Settings of the worker.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Where mail goes; `None` keeps everything queued (and says so at start).
+    /// Where mail goes; `None` holds everything queued (and says so at start).
     pub transport: Option<Transport>,
-    /// Name used in EHLO, and domain of the envelope sender.
+    /// Domain of the envelope sender and of the notices.
     pub relay_domain: String,
+    /// Our name in EHLO: the host name the relay domain's MX and reverse DNS name.
+    pub helo: String,
     /// This instance's name in the queue's claims; unique among instances sharing a
     /// database, and the same across restarts of one instance.
     pub instance_id: String,
@@ -56,9 +58,11 @@ pub struct WorkerConfig {
 impl WorkerConfig {
     /// Defaults for `relay_domain` and `transport`.
     pub fn new(relay_domain: impl Into<String>, transport: Option<Transport>) -> Self {
+        let relay_domain = relay_domain.into();
         Self {
             transport,
-            relay_domain: relay_domain.into(),
+            helo: relay_domain.clone(),
+            relay_domain,
             instance_id: "maskrelay".into(),
             poll_interval: Duration::from_secs(5),
             lease: Duration::from_secs(60),
@@ -78,10 +82,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let Some(transport) = config.transport.clone() else {
-        tracing::warn!(
-            "no outbound transport configured (outbound.smarthost or outbound.capture_dir): \
-             messages stay queued until one is set"
-        );
+        tracing::warn!("outbound.hold is set: messages stay queued until it is turned off");
         shutdown.cancelled().await;
         return;
     };
@@ -152,10 +153,11 @@ pub async fn run(
             }
             continue;
         }
+        ctx.transport.tidy();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = wake.notified() => {}
-            _ = tokio::time::sleep(ctx.config.poll_interval) => {}
+            _ = tokio::time::sleep(ctx.config.poll_interval.min(Duration::from_secs(5))) => {}
         }
     }
     while in_flight.join_next().await.is_some() {}
@@ -253,22 +255,31 @@ impl Context {
                 tracing::warn!(%reason, attempt = d.attempts + 1, "delivery failed permanently");
                 Outcome::Failed(reason)
             }
-            Err(DeliveryError::Temporary(reason)) => {
-                let failures = d.attempts + 1;
-                match self
-                    .config
-                    .retry
-                    .next_step(failures, d.queued_at, now_ms(), jitter_roll())
-                {
-                    NextStep::RetryAt(at) => {
-                        tracing::info!(%reason, attempt = failures, retry_in_ms = at - now_ms(), "delivery deferred");
-                        Outcome::Retry { at, reason }
-                    }
-                    NextStep::GiveUp => {
-                        tracing::warn!(%reason, attempt = failures, "delivery expired");
-                        Outcome::Failed(format!("expired after retries: {reason}"))
-                    }
-                }
+            Err(DeliveryError::Temporary(reason)) => self.retry_or_give_up(d, reason, 0),
+            Err(DeliveryError::Deferred { reason, wait }) => {
+                let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+                self.retry_or_give_up(d, reason, wait_ms)
+            }
+        }
+    }
+
+    /// The next attempt on the retry schedule, but not within `at_least_ms`; or the
+    /// end, once retries have run out.
+    fn retry_or_give_up(&self, d: &ClaimedDelivery, reason: String, at_least_ms: i64) -> Outcome {
+        let failures = d.attempts + 1;
+        match self
+            .config
+            .retry
+            .next_step(failures, d.queued_at, now_ms(), jitter_roll())
+        {
+            NextStep::RetryAt(at) => {
+                let at = at.max(now_ms().saturating_add(at_least_ms));
+                tracing::info!(%reason, attempt = failures, retry_in_ms = at - now_ms(), "delivery deferred");
+                Outcome::Retry { at, reason }
+            }
+            NextStep::GiveUp => {
+                tracing::warn!(%reason, attempt = failures, "delivery expired");
+                Outcome::Failed(format!("expired after retries: {reason}"))
             }
         }
     }
@@ -307,7 +318,7 @@ impl Context {
         };
         let content = self.sign(&d.content).await?;
         let deliver = self.transport.deliver(
-            &self.config.relay_domain,
+            &self.config.helo,
             &envelope,
             &content,
             self.config.command_timeout,

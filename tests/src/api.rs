@@ -186,7 +186,22 @@ impl Api {
     /// # Errors
     /// If it does not get there within ten seconds.
     pub async fn wait_status(&self, message_id: &str, want: &str) -> anyhow::Result<Value> {
-        for _ in 0..200 {
+        self.wait_status_within(message_id, want, Duration::from_secs(10))
+            .await
+    }
+
+    /// Polls a message's delivery status until it is `want`, for up to `patience`.
+    ///
+    /// # Errors
+    /// If it does not get there in time.
+    pub async fn wait_status_within(
+        &self,
+        message_id: &str,
+        want: &str,
+        patience: Duration,
+    ) -> anyhow::Result<Value> {
+        let deadline = tokio::time::Instant::now() + patience;
+        while tokio::time::Instant::now() < deadline {
             let (_, body) = self
                 .call(
                     reqwest::Method::GET,

@@ -82,6 +82,12 @@ impl TestDns {
         self.records(name, |r| r.mx = vec![(preference, exchange.to_owned())]);
     }
 
+    /// Adds an MX record beside the name's others (several hosts, say); an
+    /// `exchange` of `"."` makes a null MX.
+    pub fn add_mx(&self, name: &str, preference: u16, exchange: &str) {
+        self.records(name, |r| r.mx.push((preference, exchange.to_owned())));
+    }
+
     /// Publishes an A record (replacing the name's A records).
     pub fn a(&self, name: &str, ip: std::net::Ipv4Addr) {
         self.records(name, |r| r.a = vec![ip]);

@@ -41,7 +41,8 @@ impl std::ops::Deref for TestGateway {
 }
 
 /// A configuration on free loopback ports with fast polling and retries. Sender
-/// authentication asks a `TestDns` that [`TestGateway::start_with`] starts.
+/// authentication asks a `TestDns` that [`TestGateway::start_with`] starts. Without a
+/// smarthost, mail is held (`outbound.hold`).
 pub fn test_config(db: &TestDb, smarthost: Option<&Smarthost>) -> anyhow::Result<Config> {
     let mut config = Config {
         database_url: db.url.clone(),
@@ -52,6 +53,8 @@ pub fn test_config(db: &TestDb, smarthost: Option<&Smarthost>) -> anyhow::Result
     config.http.listen = "127.0.0.1:0".parse()?;
     config.smtp.listen = "127.0.0.1:0".parse()?;
     config.outbound.smarthost = smarthost.map(Smarthost::url);
+    // Without a smarthost, mail is held: tests never reach real MX hosts.
+    config.outbound.hold = smarthost.is_none();
     config.outbound.poll_interval_ms = 50;
     config.outbound.first_retry_secs = 1;
     Ok(config)

@@ -5,7 +5,9 @@
 //! - [`conversation`]: Alice and Bob in one conversation, for the privacy tests.
 //! - [`db`]: a SQLite file or a fresh PostgreSQL database per test.
 //! - [`dns`]: a DNS server on loopback publishing SPF, DKIM and DMARC records.
-//! - [`smarthost`]: an independent SMTP server recording what maskrelay delivers.
+//! - [`smarthost`]: an independent SMTP server recording what maskrelay delivers, as
+//!   smarthost or as a recipient's MX host.
+//! - [`mx_hosts`]: several of them on loopback addresses, named by MX records.
 //! - [`gateway`]: starting maskrelay and talking to it over HTTP and SMTP.
 //! - [`process`]: maskrelay as a separate process, to kill and restart.
 //! - [`load`]: a stream of numbered replies and a tally of how each was answered.
@@ -25,6 +27,7 @@ pub mod flood;
 pub mod gateway;
 pub mod load;
 pub mod mail;
+pub mod mx_hosts;
 pub mod privacy;
 pub mod process;
 pub mod raw;

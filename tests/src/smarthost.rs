@@ -1,5 +1,6 @@
-//! A small SMTP server playing the smarthost: it records every message it accepts,
-//! and can be told to answer the next messages with an error.
+//! A small SMTP server playing the smarthost, or a recipient's MX host: it records
+//! every message it accepts, and can be told to refuse a connection, a transaction or
+//! a message, to hang up mid-DATA, or to offer STARTTLS.
 //!
 //! It is written here line by line on purpose, sharing no code with maskrelay's own
 //! listener, so that it checks what maskrelay sends rather than agreeing with it.
@@ -9,9 +10,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+use tokio_rustls::TlsAcceptor;
 
 /// One message the sink accepted.
 #[derive(Debug, Clone)]
@@ -22,6 +24,8 @@ pub struct Delivered {
     pub rcpt_to: Vec<String>,
     /// The message, dot-stuffing removed.
     pub data: Vec<u8>,
+    /// Whether it came over STARTTLS.
+    pub encrypted: bool,
 }
 
 impl Delivered {
@@ -40,6 +44,16 @@ struct Inner {
     delay: Duration,
     /// `MAIL FROM` commands received: transactions begun, finished or not.
     transactions: usize,
+    /// Connections accepted.
+    connections: usize,
+    /// Replies to give instead of the greeting on the next connections.
+    greetings: VecDeque<&'static str>,
+    /// Replies to give to the next `MAIL FROM` commands; a 421 closes.
+    mail_replies: VecDeque<&'static str>,
+    /// How many of the next messages are cut off mid-DATA by closing.
+    hang_ups: usize,
+    /// Offer STARTTLS with this (self-signed) certificate.
+    tls: Option<TlsAcceptor>,
 }
 
 /// The running sink.
@@ -57,7 +71,18 @@ impl Smarthost {
     /// # Errors
     /// If no port can be bound.
     pub async fn start() -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::serve(TcpListener::bind("127.0.0.1:0").await?)
+    }
+
+    /// Starts listening on `addr`, as an MX host on a loopback address.
+    ///
+    /// # Errors
+    /// If `addr` cannot be bound.
+    pub async fn start_at(addr: SocketAddr) -> anyhow::Result<Self> {
+        Self::serve(TcpListener::bind(addr).await?)
+    }
+
+    fn serve(listener: TcpListener) -> anyhow::Result<Self> {
         let sink = Self {
             addr: listener.local_addr()?,
             inner: Arc::default(),
@@ -83,6 +108,45 @@ impl Smarthost {
     /// Makes the next message end with `reply` (e.g. `"451 4.3.0 try later"`).
     pub fn fail_next(&self, reply: &'static str) {
         self.lock().scripted.push_back(reply);
+    }
+
+    /// Answers the next connection with `reply` instead of a greeting, and closes.
+    pub fn refuse_next_connection(&self, reply: &'static str) {
+        self.lock().greetings.push_back(reply);
+    }
+
+    /// Answers the next `MAIL FROM` with `reply` (a `421` also closes).
+    pub fn refuse_next_mail(&self, reply: &'static str) {
+        self.lock().mail_replies.push_back(reply);
+    }
+
+    /// Closes the connection in the middle of the next message's DATA.
+    pub fn hang_up_next_data(&self) {
+        self.lock().hang_ups += 1;
+    }
+
+    /// Offers STARTTLS from now on, with a self-signed certificate for `name`.
+    ///
+    /// # Errors
+    /// If the certificate cannot be made.
+    pub fn offer_starttls(&self, name: &str) -> anyhow::Result<()> {
+        let generated = rcgen::generate_simple_self_signed(vec![name.to_owned()])?;
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+            rustls::pki_types::PrivatePkcs8KeyDer::from(generated.signing_key.serialize_der()),
+        );
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![generated.cert.der().clone()], key)?;
+        self.lock().tls = Some(TlsAcceptor::from(Arc::new(config)));
+        Ok(())
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.lock().connections
     }
 
     /// Makes every later `DATA` wait `delay` before `354`, so that deliveries are
@@ -161,62 +225,126 @@ impl Smarthost {
 
     async fn session(&self, stream: TcpStream) -> std::io::Result<()> {
         stream.set_nodelay(true)?;
-        let (read, mut write) = stream.into_split();
-        let mut lines = BufReader::new(read);
-        write
+        let (greeting, tls) = {
+            let mut inner = self.lock();
+            inner.connections += 1;
+            (inner.greetings.pop_front(), inner.tls.clone())
+        };
+        let mut lines = BufReader::new(stream);
+        if let Some(reply) = greeting {
+            // A refusal at the door, then the connection closes (RFC 5321 §3.1).
+            lines
+                .get_mut()
+                .write_all(format!("{reply}\r\n").as_bytes())
+                .await?;
+            return Ok(());
+        }
+        lines
+            .get_mut()
             .write_all(b"220 sink.test ESMTP test smarthost\r\n")
             .await?;
+        if let Some(plain) = self.converse(lines, tls.is_some(), false).await?
+            && let Some(acceptor) = tls
+        {
+            let encrypted = acceptor.accept(plain).await?;
+            self.converse(BufReader::new(encrypted), false, true)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One SMTP conversation; returns the connection when the client asked for
+    /// STARTTLS (and it was offered).
+    async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut lines: BufReader<S>,
+        offer_tls: bool,
+        encrypted: bool,
+    ) -> std::io::Result<Option<S>> {
         let mut mail_from = String::new();
         let mut rcpt_to = Vec::new();
         let mut line = Vec::new();
         loop {
             line.clear();
             if lines.read_until(b'\n', &mut line).await? == 0 {
-                return Ok(());
+                return Ok(None);
             }
             let text = String::from_utf8_lossy(&line).trim_end().to_owned();
             let upper = text.to_ascii_uppercase();
-            let reply: &[u8] = if upper.starts_with("EHLO") {
-                b"250-sink.test\r\n250-8BITMIME\r\n250 PIPELINING\r\n"
+            let reply: Vec<u8> = if upper.starts_with("EHLO") {
+                let tls = if offer_tls { "250-STARTTLS\r\n" } else { "" };
+                format!("250-sink.test\r\n{tls}250-8BITMIME\r\n250 PIPELINING\r\n").into()
+            } else if upper == "STARTTLS" && offer_tls {
+                lines.get_mut().write_all(b"220 2.0.0 go ahead\r\n").await?;
+                return Ok(Some(lines.into_inner()));
             } else if upper.starts_with("HELO") || upper.starts_with("NOOP") {
-                b"250 OK\r\n"
+                b"250 OK\r\n".to_vec()
             } else if upper.starts_with("MAIL FROM:") {
                 mail_from = angle(&text);
                 rcpt_to.clear();
-                self.lock().transactions += 1;
-                b"250 2.1.0 OK\r\n"
+                let refusal = {
+                    let mut inner = self.lock();
+                    inner.transactions += 1;
+                    inner.mail_replies.pop_front()
+                };
+                if let Some(reply) = refusal {
+                    lines
+                        .get_mut()
+                        .write_all(format!("{reply}\r\n").as_bytes())
+                        .await?;
+                    if reply.starts_with("421") {
+                        return Ok(None);
+                    }
+                    continue;
+                }
+                b"250 2.1.0 OK\r\n".to_vec()
             } else if upper.starts_with("RCPT TO:") {
                 rcpt_to.push(angle(&text));
-                b"250 2.1.5 OK\r\n"
+                b"250 2.1.5 OK\r\n".to_vec()
             } else if upper == "DATA" {
-                let delay = self.lock().delay;
+                let (delay, hang_up) = {
+                    let mut inner = self.lock();
+                    let hang_up = inner.hang_ups > 0;
+                    inner.hang_ups = inner.hang_ups.saturating_sub(1);
+                    (inner.delay, hang_up)
+                };
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                write.write_all(b"354 go ahead\r\n").await?;
+                lines.get_mut().write_all(b"354 go ahead\r\n").await?;
+                if hang_up {
+                    // Read a little of the message, then vanish without a reply.
+                    let mut some = Vec::new();
+                    lines.read_until(b'\n', &mut some).await?;
+                    return Ok(None);
+                }
                 let data = read_data(&mut lines).await?;
                 let scripted = self.lock().scripted.pop_front();
                 if let Some(reply) = scripted {
-                    write.write_all(format!("{reply}\r\n").as_bytes()).await?;
+                    lines
+                        .get_mut()
+                        .write_all(format!("{reply}\r\n").as_bytes())
+                        .await?;
                     continue;
                 }
                 self.lock().delivered.push(Delivered {
                     mail_from: mail_from.clone(),
                     rcpt_to: std::mem::take(&mut rcpt_to),
                     data,
+                    encrypted,
                 });
                 self.arrived.notify_waiters();
-                b"250 2.0.0 queued\r\n"
+                b"250 2.0.0 queued\r\n".to_vec()
             } else if upper.starts_with("RSET") {
                 rcpt_to.clear();
-                b"250 OK\r\n"
+                b"250 OK\r\n".to_vec()
             } else if upper.starts_with("QUIT") {
-                write.write_all(b"221 bye\r\n").await?;
-                return Ok(());
+                lines.get_mut().write_all(b"221 bye\r\n").await?;
+                return Ok(None);
             } else {
-                b"502 5.5.1 unknown\r\n"
+                b"502 5.5.1 unknown\r\n".to_vec()
             };
-            write.write_all(reply).await?;
+            lines.get_mut().write_all(&reply).await?;
         }
     }
 }

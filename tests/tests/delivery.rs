@@ -68,6 +68,7 @@ async fn unreachable_smarthost_is_retried(backend: Backend) -> anyhow::Result<()
     let db = TestDb::new(backend).await?;
     let mut config = test_config(&db, None)?;
     config.outbound.smarthost = Some(format!("smtp://{closed_addr}"));
+    config.outbound.hold = false;
     let gw = TestGateway::start_with(db, config).await?;
     gw.member("alice", ALICE, "Alice").await?;
     gw.member("bob", BOB, "Bob").await?;
@@ -99,7 +100,7 @@ async fn unreachable_smarthost_is_retried(backend: Backend) -> anyhow::Result<()
 }
 
 async fn accepted_message_survives_a_restart(backend: Backend) -> anyhow::Result<()> {
-    // First run: no transport, so the message can only be in the database.
+    // First run: mail held, so the message can only be in the database.
     let db = TestDb::new(backend).await?;
     let config = test_config(&db, None)?;
     let gw = TestGateway::start_with(db, config).await?;
@@ -114,6 +115,7 @@ async fn accepted_message_survives_a_restart(backend: Backend) -> anyhow::Result
     // Second run, same database and key, now with a smarthost.
     let sink = Smarthost::start().await?;
     config.outbound.smarthost = Some(sink.url());
+    config.outbound.hold = false;
     let running = maskrelay::start(config).await?;
     let delivered = sink.wait_for(1, WAIT).await?;
     assert!(delivered[0].text().contains("still here after restart"));
@@ -147,6 +149,7 @@ async fn personal_data_is_encrypted_at_rest_and_content_wiped_after_delivery(
 
     let sink = Smarthost::start().await?;
     config.outbound.smarthost = Some(sink.url());
+    config.outbound.hold = false;
     let running = maskrelay::start(config).await?;
     sink.wait_for(1, WAIT).await?;
     wait_sent(&running.store, &id).await?;
