@@ -103,6 +103,38 @@ impl TestDns {
         });
     }
 
+    /// Publishes every record line of a zone as `maskrelay dns print` writes it
+    /// (MX, A and TXT, one per line); returns how many.
+    ///
+    /// # Errors
+    /// On a line of another kind.
+    pub fn publish_zone(&self, zone: &str) -> anyhow::Result<usize> {
+        let mut published = 0;
+        for line in zone
+            .lines()
+            .filter(|l| !l.starts_with(';') && !l.is_empty())
+        {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let name = words
+                .first()
+                .copied()
+                .unwrap_or_default()
+                .trim_end_matches('.');
+            let field = |i: usize| words.get(i).copied().unwrap_or_default();
+            match words.get(2).copied() {
+                Some("MX") => self.mx(name, field(3).parse()?, field(4).trim_end_matches('.')),
+                Some("A") => self.a(name, field(3).parse()?),
+                Some("TXT") => {
+                    let value: String = line.split('"').skip(1).step_by(2).collect();
+                    self.add_txt(name, &value);
+                }
+                other => anyhow::bail!("unexpected record {other:?} in: {line}"),
+            }
+            published += 1;
+        }
+        Ok(published)
+    }
+
     /// Publishes the PTR record of an IPv4 address.
     pub fn ptr(&self, ip: std::net::Ipv4Addr, host: &str) {
         let [a, b, c, d] = ip.octets();

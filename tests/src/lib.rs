@@ -13,6 +13,7 @@
 //! - [`load`]: a stream of numbered replies and a tally of how each was answered.
 //! - [`flood`]: clients holding SMTP sessions without using them.
 //! - [`mail`]: reading delivered messages.
+//! - [`postfix`]: Debian's Postfix as a recipient's mail server.
 //! - [`privacy`]: looking for personal addresses in delivered mail, decoded every way.
 //! - [`raw`]: a raw SMTP client for protocol tests.
 //! - [`signing`]: S/MIME and OpenPGP samples made with `openssl` and `gpg`.
@@ -28,6 +29,7 @@ pub mod gateway;
 pub mod load;
 pub mod mail;
 pub mod mx_hosts;
+pub mod postfix;
 pub mod privacy;
 pub mod process;
 pub mod raw;

@@ -27,29 +27,6 @@ const NAMES: [&str; 6] = [
     "_smtp._tls.relay.test",
 ];
 
-/// Publishes every record line of `dns print` in `dns`; returns how many.
-fn publish(dns: &TestDns, zone: &str) -> anyhow::Result<usize> {
-    let mut published = 0;
-    for line in zone
-        .lines()
-        .filter(|l| !l.starts_with(';') && !l.is_empty())
-    {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let (name, kind) = (words[0].trim_end_matches('.'), words.get(2).copied());
-        match kind {
-            Some("MX") => dns.mx(name, words[3].parse()?, words[4].trim_end_matches('.')),
-            Some("A") => dns.a(name, words[3].parse()?),
-            Some("TXT") => {
-                let value: String = line.split('"').skip(1).step_by(2).collect();
-                dns.add_txt(name, &value);
-            }
-            other => anyhow::bail!("unexpected record {other:?} in: {line}"),
-        }
-        published += 1;
-    }
-    Ok(published)
-}
-
 async fn dns_print_and_check(backend: Backend) -> anyhow::Result<()> {
     let db = TestDb::new(backend).await?;
     let dns = TestDns::start().await?;
@@ -110,7 +87,7 @@ async fn dns_print_and_check(backend: Backend) -> anyhow::Result<()> {
     }
 
     // The zone as printed, with reverse DNS set by the "hosting provider", passes.
-    assert_eq!(publish(&dns, &zone)?, 7);
+    assert_eq!(dns.publish_zone(&zone)?, 7);
     dns.ptr(PUBLIC, MX_HOST);
     let checked = cli(&["dns", "check"]).await?;
     assert_eq!(
@@ -165,7 +142,7 @@ async fn dns_print_and_check(backend: Backend) -> anyhow::Result<()> {
                 dns.remove(name, kind);
             }
         }
-        publish(&dns, &zone)?;
+        dns.publish_zone(&zone)?;
         dns.ptr(PUBLIC, MX_HOST);
         break_it();
         let said = cli(&["dns", "check"])
