@@ -147,6 +147,9 @@ impl Router {
             return Err(reply::LOOP);
         }
         let legs = self.legs(tx.recipients).await?;
+        if matches!(message.kind, Kind::Complaint) {
+            return Ok(self.member_complaint(tx, &message, raw, legs).await);
+        }
         if let Some(kind) = self.not_to_relay(&message, &legs) {
             return Ok(self.record(&legs, kind).await);
         }
@@ -265,6 +268,37 @@ impl Router {
             }
         }
         Ok(reply::BOUNCE_RECORDED)
+    }
+
+    /// A feedback report (ARF) sent to relay addresses. When the member holding an
+    /// address sent it, proven as a reply would be, they no longer get mail from the
+    /// member behind that address; anyone else's report is only recorded (a report
+    /// is easy to forge, and a relay address is all it takes).
+    async fn member_complaint(
+        &self,
+        tx: &Transaction<'_>,
+        message: &InboundMessage,
+        raw: &[u8],
+        legs: Vec<Leg>,
+    ) -> Reply {
+        let from = message.from.as_deref().unwrap_or_default();
+        let (own, others): (Vec<Leg>, Vec<Leg>) = legs
+            .into_iter()
+            .partition(|leg| matches!(Self::sender_is(leg, &[from]), Writer::Member));
+        if !own.is_empty() && self.prove(tx, from, raw, &own).await.is_ok() {
+            for leg in &own {
+                if let Err(e) = self.store.block(&leg.writer.id, &leg.reader.id).await {
+                    tracing::error!(conversation_id = %leg.conversation_id, error = %e, "could not record a complaint");
+                    return reply::TRY_LATER;
+                }
+                tracing::info!(conversation_id = %leg.conversation_id, "complaint from the reader; they no longer get mail from the writer");
+            }
+        }
+        let recorded = self.record(&own, InboundKind::Complaint).await;
+        if recorded != reply::RECORDED_NOT_RELAYED {
+            return recorded;
+        }
+        self.record(&others, InboundKind::Complaint).await
     }
 
     /// The organisation and members behind each accepted recipient.

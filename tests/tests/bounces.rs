@@ -304,8 +304,67 @@ async fn a_complaint_stops_mail_from_that_writer(backend: Backend) -> anyhow::Re
     Ok(())
 }
 
+/// An abuse report (RFC 5965) from `from` to `to`, with `original` attached.
+fn arf(from: &str, to: &str, original: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: Abuse report\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=feedback-report; boundary=\"f\"\r\n\r\n\
+         --f\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n\
+         --f\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n\
+         User-Agent: mail-client/1.0\r\nVersion: 1\r\n\r\n\
+         --f\r\nContent-Type: message/rfc822\r\n\r\n{original}\r\n--f--\r\n"
+    )
+}
+
+async fn a_complaint_sent_to_a_relay_address_by_its_holder_stops_mail(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let sink = Smarthost::start().await?;
+    let gw = TestGateway::start(backend, &sink).await?;
+    gw.member("alice", "alice@example.com", "Alice").await?;
+    gw.member("bob", BOB, "Bob").await?;
+    let (first, delivered) = alice_writes(&gw, &sink).await?;
+    let alice_relay = from_address(&parse(&delivered.data)?);
+    let conversation = to_bob_conversation(&gw, &first).await?;
+    let complaints = || async {
+        let (_, conv) = gw
+            .call(
+                Method::GET,
+                &format!("/v1/conversations/{conversation}"),
+                None,
+            )
+            .await?;
+        anyhow::Ok(conv["complaints_recorded"].clone())
+    };
+
+    // A stranger's report to the relay address is recorded, and blocks nobody.
+    let forged = arf("abuse@elsewhere.example", &alice_relay, &delivered.text());
+    let answer = send_mail_to(
+        gw.smtp_addr(),
+        Some("abuse@elsewhere.example"),
+        &[&alice_relay],
+        forged.as_bytes(),
+    )
+    .await?;
+    assert!(answer.contains("recorded"), "{answer}");
+    assert_eq!(complaints().await?, 1);
+    let (status, body) = gw.message("alice", "bob", "still", "there?").await?;
+    assert_eq!(status, 202, "{body}");
+
+    // Bob's mail client reports it, from Bob's own (authenticated) address.
+    let own = arf(BOB, &alice_relay, &delivered.text());
+    let answer = send_mail_to(gw.smtp_addr(), Some(BOB), &[&alice_relay], own.as_bytes()).await?;
+    assert!(answer.contains("recorded"), "{answer}");
+    assert_eq!(complaints().await?, 2);
+    let (status, body) = gw.message("alice", "bob", "again", "hello?").await?;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "not_deliverable", "{body}");
+    Ok(())
+}
+
 both_backends!(
     bounces_are_read_and_a_hard_one_stops_mail,
     repeated_soft_bounces_stop_mail_too,
-    a_complaint_stops_mail_from_that_writer
+    a_complaint_stops_mail_from_that_writer,
+    a_complaint_sent_to_a_relay_address_by_its_holder_stops_mail
 );
