@@ -1,0 +1,117 @@
+//! Reading a bounce: what failed, how (the enhanced status code), why (a reason), and
+//! whether trying again could ever help (hard) or might (soft).
+//!
+//! RFC 3464 reports carry `Status:` and `Diagnostic-Code:` in a
+//! `message/delivery-status` part, but many MTAs (qmail, Exim's older texts, Exchange,
+//! webmail providers) write only prose. So the evidence is every status code and
+//! every line of text the report holds, searched for the phrases MTAs use. The
+//! reasons and the hard/soft split follow sisimai's, so the parser can be measured on
+//! its corpus: only a recipient that does not exist (`userunknown`), a domain that
+//! does not exist (`hostunknown`), a domain that accepts no mail (`notaccept`, a null
+//! MX) and an address that has moved (`hasmoved`) are hard.
+
+mod evidence;
+mod reason;
+
+use mail_parser::Message;
+
+use evidence::Evidence;
+use reason::{AFTER_DATA, PHRASES, by_status};
+pub use reason::{Reason, Severity};
+
+/// What a bounce says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounce {
+    /// The enhanced status code, if the report gives one (`5.1.1`).
+    pub status: Option<String>,
+    /// Why.
+    pub reason: Reason,
+    /// Hard or soft.
+    pub severity: Severity,
+}
+
+/// Reads a bounce. `None` if it holds no sign of a failed delivery at all.
+pub fn parse(message: &Message<'_>) -> Option<Bounce> {
+    let evidence = Evidence::of(message);
+    if evidence.text.is_empty() && evidence.status.is_none() {
+        return None;
+    }
+    let text = evidence.text.to_lowercase();
+    let by_phrase = PHRASES
+        .iter()
+        .find(|(_, phrases)| phrases.iter().any(|p| text.contains(p)))
+        .map(|(reason, _)| *reason);
+    let by_code = evidence.status.as_deref().and_then(by_status);
+    // A code that names a hard reason is the MTA's own verdict; otherwise the prose
+    // is more precise than a generic 5.0.0 or 5.7.1.
+    let mut reason = match (by_code, by_phrase) {
+        (_, Some(phrase)) if phrase.severity() == Severity::Hard => phrase,
+        (Some(code), _) if code.severity() == Severity::Hard => code,
+        (_, Some(phrase)) => phrase,
+        (Some(code), None) => code,
+        (None, None) => Reason::Undefined,
+    };
+    // A recipient refused only after the message was sent (at the end of DATA) was
+    // accepted as an address: what refused it was a filter looking at the content.
+    if reason == Reason::UserUnknown && AFTER_DATA.iter().any(|p| text.contains(p)) {
+        reason = Reason::Filtered;
+    }
+    Some(Bounce {
+        status: evidence.status,
+        reason,
+        severity: reason.severity(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::evidence::first_code;
+    use super::*;
+
+    fn bounce(raw: &str) -> Option<Bounce> {
+        mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .and_then(|m| parse(&m))
+    }
+
+    #[test]
+    fn rfc3464_status_and_diagnostic_are_read() {
+        let raw = concat!(
+            "From: MAILER-DAEMON@mx.example\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n",
+            "--b\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n",
+            "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n",
+            "Final-Recipient: rfc822; x@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n",
+            "Diagnostic-Code: smtp; 550 5.1.1 <x@example.org>: Recipient address rejected\r\n",
+            "--b--\r\n"
+        );
+        assert_eq!(
+            bounce(raw),
+            Some(Bounce {
+                status: Some("5.1.1".into()),
+                reason: Reason::UserUnknown,
+                severity: Severity::Hard,
+            })
+        );
+    }
+
+    #[test]
+    fn prose_bounces_are_read_by_their_phrases() {
+        let full = "From: postmaster@x\r\nSubject: failure notice\r\n\r\nSorry. <a@b.example>:\r\n552 mailbox is full\r\n";
+        let b = bounce(full);
+        assert_eq!(b.as_ref().map(|b| b.reason), Some(Reason::MailboxFull));
+        assert_eq!(b.map(|b| b.severity), Some(Severity::Soft));
+        let nohost =
+            "From: postmaster@x\r\n\r\n<a@nowhere.example>: Host or domain name not found\r\n";
+        assert_eq!(bounce(nohost).map(|b| b.severity), Some(Severity::Hard));
+    }
+
+    #[test]
+    fn status_codes_are_found_in_text() {
+        assert_eq!(first_code("550 5.1.1 <x>"), Some("5.1.1".into()));
+        assert_eq!(first_code("version 1.5.1.1 and 4.7.2611"), None);
+        assert_eq!(
+            first_code("said: 451 4.7.1 try later"),
+            Some("4.7.1".into())
+        );
+    }
+}
