@@ -16,7 +16,7 @@ mod reason;
 use mail_parser::Message;
 
 use evidence::Evidence;
-use reason::{AFTER_DATA, PHRASES, by_status};
+use reason::{AFTER_DATA, AT_RCPT, NO_ACCOUNT, PHRASES, by_status};
 pub use reason::{Reason, Severity};
 
 /// What a bounce says.
@@ -30,18 +30,51 @@ pub struct Bounce {
     pub severity: Severity,
 }
 
-/// Reads a bounce. `None` if it holds no sign of a failed delivery at all.
+/// Reads a bounce: the verdict on its first recipient (a report to a VERP address
+/// concerns one delivery, so one recipient). `None` if it holds no sign of a failed
+/// delivery at all.
 pub fn parse(message: &Message<'_>) -> Option<Bounce> {
+    parse_all(message).into_iter().next()
+}
+
+/// Reads a bounce: one verdict per recipient it reports on (one in all when it
+/// does not say recipient by recipient). Empty if it holds no sign of a failed
+/// delivery at all.
+pub fn parse_all(message: &Message<'_>) -> Vec<Bounce> {
     let evidence = Evidence::of(message);
     if evidence.text.is_empty() && evidence.status.is_none() {
-        return None;
+        return Vec::new();
     }
     let text = evidence.text.to_lowercase();
-    let by_phrase = PHRASES
-        .iter()
-        .find(|(_, phrases)| phrases.iter().any(|p| text.contains(p)))
-        .map(|(reason, _)| *reason);
-    let by_code = evidence.status.as_deref().and_then(by_status);
+    if evidence.recipients.len() < 2 {
+        let own = evidence
+            .recipients
+            .first()
+            .map(|b| b.text.to_lowercase())
+            .unwrap_or_default();
+        return vec![verdict(evidence.status, &own, &text)];
+    }
+    evidence
+        .recipients
+        .into_iter()
+        .map(|block| {
+            let status = block.status.or_else(|| evidence.status.clone());
+            verdict(status, &block.text.to_lowercase(), &text)
+        })
+        .collect()
+}
+
+/// The verdict from a status code and two texts, lower case: what the report says
+/// of this recipient (`own`) and all it says (`all`).
+fn verdict(status: Option<String>, own: &str, all: &str) -> Bounce {
+    let phrase_in = |text: &str| {
+        PHRASES
+            .iter()
+            .find(|(_, phrases)| phrases.iter().any(|p| text.contains(p)))
+            .map(|(reason, _)| *reason)
+    };
+    let by_phrase = phrase_in(own).or_else(|| phrase_in(all));
+    let by_code = status.as_deref().and_then(by_status);
     // A code that names a hard reason is the MTA's own verdict; otherwise the prose
     // is more precise than a generic 5.0.0 or 5.7.1.
     let mut reason = match (by_code, by_phrase) {
@@ -53,14 +86,18 @@ pub fn parse(message: &Message<'_>) -> Option<Bounce> {
     };
     // A recipient refused only after the message was sent (at the end of DATA) was
     // accepted as an address: what refused it was a filter looking at the content.
-    if reason == Reason::UserUnknown && AFTER_DATA.iter().any(|p| text.contains(p)) {
+    // An explicit 5.1.1 ("bad destination mailbox address") is the MTA's own word.
+    let after_data = AFTER_DATA.iter().any(|p| all.contains(p))
+        && !AT_RCPT.iter().any(|p| all.contains(p))
+        && !NO_ACCOUNT.iter().any(|p| all.contains(p));
+    if reason == Reason::UserUnknown && after_data && status.as_deref() != Some("5.1.1") {
         reason = Reason::Filtered;
     }
-    Some(Bounce {
-        status: evidence.status,
+    Bounce {
+        status,
         reason,
         severity: reason.severity(),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -103,6 +140,70 @@ mod tests {
         let nohost =
             "From: postmaster@x\r\n\r\n<a@nowhere.example>: Host or domain name not found\r\n";
         assert_eq!(bounce(nohost).map(|b| b.severity), Some(Severity::Hard));
+    }
+
+    fn all(raw: &str) -> Vec<(Reason, Severity)> {
+        mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .map(|m| parse_all(&m))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| (b.reason, b.severity))
+            .collect()
+    }
+
+    #[test]
+    fn each_recipient_gets_its_own_verdict() {
+        // AOL leaves out the blank line before the first recipient's block.
+        let dsn = concat!(
+            "From: MAILER-DAEMON@mx.example\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n",
+            "--b\r\nContent-Type: text/plain\r\n\r\nThe mailbox is full, or the user is unknown.\r\n",
+            "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n",
+            "Final-Recipient: rfc822; full@example.org\r\nAction: failed\r\nStatus: 5.2.2\r\n",
+            "Diagnostic-Code: smtp; 550 5.2.2 Mailbox Full\r\n\r\n",
+            "Final-Recipient: rfc822; gone@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n",
+            "Diagnostic-Code: smtp; 550 5.1.1 User Unknown\r\n",
+            "--b--\r\n"
+        );
+        assert_eq!(
+            all(dsn),
+            [
+                (Reason::MailboxFull, Severity::Soft),
+                (Reason::UserUnknown, Severity::Hard)
+            ]
+        );
+        let prose = concat!(
+            "From: MAILER-DAEMON@mx.example\r\nSubject: failure\r\n\r\n",
+            "\"one@example.org\":\r\nSMTP error after RCPT command:\r\n550 5.1.1 User Unknown\r\n",
+            "\"two@example.org\":\r\nSMTP error after RCPT command:\r\n552 5.2.2 Mailbox Full\r\n"
+        );
+        assert_eq!(
+            all(prose),
+            [
+                (Reason::UserUnknown, Severity::Hard),
+                (Reason::MailboxFull, Severity::Soft)
+            ]
+        );
+    }
+
+    #[test]
+    fn user_unknown_after_data_is_a_filter_unless_the_account_is_said_not_to_exist() {
+        let transcript = |reply: &str| {
+            format!(
+                "From: MAILER-DAEMON@mx.example\r\nSubject: Returned mail\r\n\r\n\
+                 ... while talking to mx.example.org.:\r\n>>> DATA\r\n<<< {reply}\r\n"
+            )
+        };
+        assert_eq!(
+            all(&transcript("550 Unknown user kijitora@example.org")),
+            [(Reason::Filtered, Severity::Soft)]
+        );
+        assert_eq!(
+            all(&transcript(
+                "554 This user doesn't have a yahoo.com account"
+            )),
+            [(Reason::UserUnknown, Severity::Hard)]
+        );
     }
 
     #[test]

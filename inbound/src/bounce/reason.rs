@@ -217,6 +217,10 @@ pub(super) const PHRASES: &[(Reason, &[&str])] = &[
             "user invalid",
             "destination address does not exist",
             "no such person",
+            "recipient name is not recognized",
+            "address not found",
+            "address couldn't be found",
+            "invalid final delivery userid",
         ],
     ),
     (
@@ -360,7 +364,25 @@ pub(super) const AFTER_DATA: &[&str] = &[
     "in reply to data",
     "after data",
     "after end of",
+    "data command",
+    // Sendmail's and others' session transcripts: the refusal follows `>>> DATA`.
+    ">>> data",
+    "\ndata\n",
 ];
+
+/// Phrases by which a receiver says, even after DATA, that the account does not exist
+/// (Yahoo and La Poste refuse unknown users only then); a plain "user unknown" after
+/// DATA is a filter's word.
+pub(super) const NO_ACCOUNT: &[&str] = &[
+    "doesn't have a",
+    "does not have a",
+    "invalid recipient",
+    "no such user",
+    "does not exist",
+];
+
+/// Phrases that place a refusal at `RCPT TO`, where "user unknown" means what it says.
+pub(super) const AT_RCPT: &[&str] = &["rcpt to", "rcpt command", "after rcpt"];
 
 /// What a status code alone says, when no phrase did.
 pub(super) fn by_status(status: &str) -> Option<Reason> {
