@@ -114,6 +114,28 @@ impl ProcessSpec {
     }
 }
 
+/// `maskrelay dkim generate` against `config`'s database, as a mail admin runs it;
+/// what it printed (the TXT record).
+///
+/// # Errors
+/// If the command fails.
+pub async fn dkim_generate(
+    binary: &str,
+    config: &maskrelay::Config,
+    selector: &str,
+    algorithm: &str,
+) -> anyhow::Result<String> {
+    let args = [
+        "dkim",
+        "generate",
+        "--selector",
+        selector,
+        "--algorithm",
+        algorithm,
+    ];
+    run_cli(binary, config, &args).await
+}
+
 /// Runs a `maskrelay` command other than `serve` (`dkim generate`, `org create`…)
 /// against the database, secret key, relay domain, DNS settings and host name of
 /// `config`, as a mail admin would; its standard output, or an error holding its

@@ -45,16 +45,18 @@ async fn alice_writes(gw: &TestGateway, sink: &Smarthost) -> anyhow::Result<(Str
     Ok((id, delivered))
 }
 
-/// How many notices the conversation of `message_id` has recorded.
-async fn notices(gw: &TestGateway, conversation: &str) -> anyhow::Result<usize> {
+/// A conversation's metadata, as the organisation's admins see it.
+async fn conversation(gw: &TestGateway, id: &str) -> anyhow::Result<Value> {
     let (status, conv) = gw
-        .call(
-            Method::GET,
-            &format!("/v1/conversations/{conversation}"),
-            None,
-        )
+        .call(Method::GET, &format!("/v1/conversations/{id}"), None)
         .await?;
     anyhow::ensure!(status == 200, "{conv}");
+    Ok(conv)
+}
+
+/// How many notices a conversation has recorded.
+async fn notices(gw: &TestGateway, id: &str) -> anyhow::Result<usize> {
+    let conv = conversation(gw, id).await?;
     Ok(conv["messages"]
         .as_array()
         .map_or(0, |m| m.iter().filter(|m| m["origin"] == "notice").count()))
@@ -273,25 +275,11 @@ async fn a_complaint_stops_mail_from_that_writer(backend: Backend) -> anyhow::Re
     let verp = delivered.mail_from.clone();
     // Bob pressed "This is spam"; his provider's feedback loop reports it (RFC 5965)
     // to the envelope sender, with the message attached.
-    let arf = format!(
-        "From: fbl@provider.example\r\nTo: {verp}\r\nSubject: Abuse report\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/report; report-type=feedback-report; boundary=\"f\"\r\n\r\n\
-         --f\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n\
-         --f\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n\
-         User-Agent: provider-fbl/1.0\r\nVersion: 1\r\n\r\n\
-         --f\r\nContent-Type: message/rfc822\r\n\r\n{}\r\n--f--\r\n",
-        delivered.text()
-    );
+    let arf = arf("fbl@provider.example", &verp, &delivered.text());
     let answer = report(&gw, &verp, &arf).await?;
     assert!(answer.contains("recorded"), "{answer}");
-    let conversation = to_bob_conversation(&gw, &first).await?;
-    let (_, conv) = gw
-        .call(
-            Method::GET,
-            &format!("/v1/conversations/{conversation}"),
-            None,
-        )
-        .await?;
+    let conversation_id = to_bob_conversation(&gw, &first).await?;
+    let conv = conversation(&gw, &conversation_id).await?;
     assert_eq!(conv["complaints_recorded"], 1, "{conv}");
     // Not a bounce: the delivery stays sent, and nobody is suppressed.
     gw.wait_status(&first, "sent").await?;
@@ -311,7 +299,7 @@ fn arf(from: &str, to: &str, original: &str) -> String {
          Content-Type: multipart/report; report-type=feedback-report; boundary=\"f\"\r\n\r\n\
          --f\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n\
          --f\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n\
-         User-Agent: mail-client/1.0\r\nVersion: 1\r\n\r\n\
+         User-Agent: feedback/1.0\r\nVersion: 1\r\n\r\n\
          --f\r\nContent-Type: message/rfc822\r\n\r\n{original}\r\n--f--\r\n"
     )
 }
@@ -325,16 +313,9 @@ async fn a_complaint_sent_to_a_relay_address_by_its_holder_stops_mail(
     gw.member("bob", BOB, "Bob").await?;
     let (first, delivered) = alice_writes(&gw, &sink).await?;
     let alice_relay = from_address(&parse(&delivered.data)?);
-    let conversation = to_bob_conversation(&gw, &first).await?;
+    let conversation_id = to_bob_conversation(&gw, &first).await?;
     let complaints = || async {
-        let (_, conv) = gw
-            .call(
-                Method::GET,
-                &format!("/v1/conversations/{conversation}"),
-                None,
-            )
-            .await?;
-        anyhow::Ok(conv["complaints_recorded"].clone())
+        anyhow::Ok(conversation(&gw, &conversation_id).await?["complaints_recorded"].clone())
     };
 
     // A stranger's report to the relay address is recorded, and blocks nobody.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use maskrelay_tests::db::TestDb;
 use maskrelay_tests::gateway::{TestGateway, test_config};
 use maskrelay_tests::gateway_binary;
-use maskrelay_tests::process::run_cli;
+use maskrelay_tests::process::{dkim_generate, run_cli};
 use maskrelay_tests::smarthost::{Delivered, Smarthost};
 use maskrelay_tests::verifiers::both_verify;
 use maskrelay_tests::{Backend, both_backends};
@@ -41,15 +41,7 @@ async fn generate_key(
     selector: &str,
     algorithm: &str,
 ) -> anyhow::Result<String> {
-    let args = [
-        "dkim",
-        "generate",
-        "--selector",
-        selector,
-        "--algorithm",
-        algorithm,
-    ];
-    run_cli(gateway_binary!(), config, &args).await
+    dkim_generate(gateway_binary!(), config, selector, algorithm).await
 }
 
 /// Makes a key with the CLI and publishes its record; returns the record's value.

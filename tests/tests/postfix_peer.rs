@@ -15,7 +15,7 @@ use maskrelay_tests::gateway::{TestGateway, test_config};
 use maskrelay_tests::gateway_binary;
 use maskrelay_tests::mail::assert_absent;
 use maskrelay_tests::postfix::{Postfix, PostfixSetup};
-use maskrelay_tests::process::run_cli;
+use maskrelay_tests::process::{dkim_generate, run_cli};
 use maskrelay_tests::verifiers::{both_verify, dmarc_passes};
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -50,15 +50,7 @@ async fn postfix_receives_signed_aligned_mail_and_bounces_come_back(
     config.dns.public_address = Some(LOOPBACK.to_string());
     // The mail admin makes the keys before the first start.
     for (selector, algorithm) in [("ed1", "ed25519"), ("rsa1", "rsa")] {
-        let args = [
-            "dkim",
-            "generate",
-            "--selector",
-            selector,
-            "--algorithm",
-            algorithm,
-        ];
-        run_cli(gateway_binary!(), &config, &args).await?;
+        dkim_generate(gateway_binary!(), &config, selector, algorithm).await?;
     }
     let gw = TestGateway::start_with(db, config).await?;
     let zone = cli(&gw, &["dns", "print"]).await?;
