@@ -20,7 +20,7 @@
 //!   not be delivered.
 //! - [`transport`]: where mail goes — the recipient's MX hosts ([`mx`], found by
 //!   [`mx_route`], spoken to by [`mx_session`]), a [`smarthost`] or a [`capture`]
-//!   folder.
+//!   folder; [`pool`] keeps connections open between messages.
 //! - [`error`]: errors of submission and of delivery attempts.
 //!
 //! Data flows `submit` (scrub, compose) → store (encrypted) → `worker` → `transport`; content is wiped
@@ -37,6 +37,7 @@ pub mod mx_route;
 pub mod mx_session;
 pub mod notice;
 pub mod policy;
+pub mod pool;
 pub mod record;
 pub mod retry;
 pub mod scrub;

@@ -3,7 +3,7 @@
 //! Hosts are tried in preference order ([`crate::mx_route`]), moving on after a
 //! connection failure or a 4xx reply; a 5xx ends the delivery. Connections are kept
 //! open for a few seconds after a transaction and reused for the next message to
-//! the same address. At most `per_domain` deliveries to one domain are in progress
+//! the same address ([`crate::pool`]). At most `per_domain` deliveries to one domain are in progress
 //! at once (the worker's concurrency caps them all). A destination that answers
 //! 421/450 4.7.x (rate limiting) is left alone for `rate_limit_pause`: deliveries
 //! to it are deferred without connecting, and every other destination goes on.
@@ -24,13 +24,7 @@ use tokio_rustls::TlsConnector;
 use crate::error::DeliveryError;
 use crate::mx_route::{Hop, route};
 use crate::mx_session::{Failure, Opening, Session};
-
-/// How long an unused connection stays open for the next message (Postfix keeps
-/// them 2 s; a little longer suits a worker that polls).
-const IDLE_KEEP: Duration = Duration::from_secs(5);
-/// Transactions per connection before it is closed, as Postfix's
-/// `smtp_connection_reuse_count_limit` guards against servers that leak.
-const MAX_TRANSACTIONS: u32 = 100;
+use crate::pool::Pool;
 
 /// Whether STARTTLS is required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -84,7 +78,7 @@ pub struct Mx {
     resolver: TokioResolver,
     settings: MxSettings,
     connector: TlsConnector,
-    idle: Mutex<HashMap<SocketAddr, Vec<Session>>>,
+    pool: Pool,
     domains: Mutex<HashMap<String, Arc<Destination>>>,
 }
 
@@ -110,8 +104,8 @@ impl Mx {
         Ok(Self {
             resolver,
             connector: mail_send::smtp::tls::build_tls_connector(true)?,
+            pool: Pool::new(settings.per_domain),
             settings,
-            idle: Mutex::default(),
             domains: Mutex::default(),
         })
     }
@@ -191,30 +185,10 @@ impl Mx {
         rcpt_to: &str,
         content: &[u8],
     ) -> Result<(), Failure> {
-        if let Some(mut kept) = self.take_idle(addr) {
-            match kept.send(mail_from, rcpt_to, content).await {
-                Ok(()) => {
-                    self.keep(kept);
-                    return Ok(());
-                }
-                // The server closed it meanwhile: say nothing and open a new one.
-                Err(Failure::Connection(_)) => {}
-                Err(other) => {
-                    if Session::usable_after(&other) {
-                        self.keep(kept);
-                    }
-                    return Err(other);
-                }
-            }
-        }
-        let mut session = self.open(helo, hop, addr, timeout).await?;
-        let sent = session.send(mail_from, rcpt_to, content).await;
-        match &sent {
-            Ok(()) => self.keep(session),
-            Err(failure) if Session::usable_after(failure) => self.keep(session),
-            Err(_) => {}
-        }
-        sent
+        let open = || self.open(helo, hop, addr, timeout);
+        self.pool
+            .send(&addr.to_string(), open, mail_from, rcpt_to, content)
+            .await
     }
 
     async fn open(
@@ -242,49 +216,10 @@ impl Mx {
         }
     }
 
-    fn take_idle(&self, addr: SocketAddr) -> Option<Session> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let sessions = idle.get_mut(&addr)?;
-        let mut found = None;
-        while let Some(session) = sessions.pop() {
-            if session.idle_since.elapsed() < IDLE_KEEP {
-                found = Some(session);
-                break;
-            }
-            close(session);
-        }
-        if sessions.is_empty() {
-            idle.remove(&addr);
-        }
-        found
-    }
-
-    fn keep(&self, session: Session) {
-        if session.transactions >= MAX_TRANSACTIONS {
-            close(session);
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let sessions = idle.entry(session.addr).or_default();
-        if sessions.len() < self.settings.per_domain.max(1) {
-            sessions.push(session);
-        } else {
-            close(session);
-        }
-    }
-
     /// Closes connections unused for longer than they are kept; called by the
     /// worker between looks at the queue.
     pub fn tidy(&self) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        for sessions in idle.values_mut() {
-            let (stale, fresh): (Vec<_>, Vec<_>) = std::mem::take(sessions)
-                .into_iter()
-                .partition(|s| s.idle_since.elapsed() >= IDLE_KEEP);
-            *sessions = fresh;
-            stale.into_iter().for_each(close);
-        }
-        idle.retain(|_, sessions| !sessions.is_empty());
+        self.pool.tidy();
         let mut domains = self.domains.lock().unwrap_or_else(|p| p.into_inner());
         // A destination with nothing in progress and no pause is forgotten.
         domains.retain(|_, d| {
@@ -313,15 +248,6 @@ impl Destination {
     fn pause(&self, how_long: Duration) {
         *self.paused_until.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(Instant::now() + how_long);
-    }
-}
-
-/// Says QUIT in the background: nobody waits for a goodbye.
-fn close(session: Session) {
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(5), session.quit()).await;
-        });
     }
 }
 

@@ -1,5 +1,6 @@
 //! One SMTP connection to a receiving mail server: greeting, EHLO, STARTTLS when
-//! offered, then any number of transactions.
+//! offered, then any number of transactions. The smarthost's connections, opened by
+//! mail-send's client builder (AUTH, implicit TLS), carry their transactions here too.
 //!
 //! Certificates are not verified, as Postfix's `may` and `encrypt` levels do not:
 //! almost no MX host has a certificate for the name that points to it, and refusing
@@ -136,6 +137,16 @@ impl Session {
         // The capabilities before TLS do not count (RFC 3207 §4.2).
         client.ehlo(how.helo).await.map_err(|e| classify(&e))?;
         Ok(Self::new(Stream::Tls(Box::new(client)), addr, true))
+    }
+
+    /// A plain connection another client opened and greeted (the smarthost's).
+    pub fn adopt_plain(client: SmtpClient<TcpStream>, addr: SocketAddr) -> Self {
+        Self::new(Stream::Plain(client), addr, false)
+    }
+
+    /// A TLS connection another client opened and greeted (the smarthost's).
+    pub fn adopt_tls(client: SmtpClient<TlsStream<TcpStream>>, addr: SocketAddr) -> Self {
+        Self::new(Stream::Tls(Box::new(client)), addr, true)
     }
 
     fn new(stream: Stream, addr: SocketAddr, encrypted: bool) -> Self {

@@ -2,13 +2,17 @@
 //! it onwards.
 
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use mail_send::smtp::message::Message;
 use mail_send::{Credentials, SmtpClientBuilder};
 
 use crate::error::DeliveryError;
+use crate::mx_session::{Failure, Session};
+use crate::pool::Pool;
+
+/// Idle connections kept to the smarthost: as many as deliveries usually run at once.
+const SMARTHOST_IDLE_CONNECTIONS: usize = 8;
 
 /// How the connection to the smarthost is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +39,8 @@ pub struct Smarthost {
     /// The client settings, built once: building them loads the system's TLS roots,
     /// which is far too slow to repeat for every delivery.
     client: OnceLock<Result<SmtpClientBuilder<String>, String>>,
+    /// Connections kept open between messages.
+    pool: Arc<Pool>,
 }
 
 impl std::fmt::Debug for Smarthost {
@@ -94,13 +100,15 @@ impl FromStr for Smarthost {
             security,
             credentials,
             client: OnceLock::new(),
+            pool: Arc::new(Pool::new(SMARTHOST_IDLE_CONNECTIONS)),
         })
     }
 }
 
 impl Smarthost {
     /// Sends `content` from `mail_from` to `rcpt_to`, greeting as `helo`; `helo` and
-    /// `timeout` are fixed by the first call, as they are per worker.
+    /// `timeout` are fixed by the first call, as they are per worker. A connection
+    /// is kept a few seconds for the next message ([`crate::pool`]).
     ///
     /// # Errors
     /// [`DeliveryError::Permanent`] for a 5xx reply, otherwise
@@ -118,25 +126,58 @@ impl Smarthost {
             .get_or_init(|| self.client_builder(helo, timeout))
             .as_ref()
             .map_err(|e| DeliveryError::Temporary(format!("TLS setup: {e}")))?;
-        let message = Message::new(mail_from, [rcpt_to], content);
+        let server = format!("{}:{}", self.host, self.port);
+        // A failed connection is told in mail-send's terms (AUTH, TLS, greeting).
+        let mut refused = None;
+        let slot = &mut refused;
+        let open = move || async move {
+            self.connect(builder).await.map_err(|e| {
+                *slot = Some(e);
+                Failure::Connection(String::new())
+            })
+        };
+        let sent = self
+            .pool
+            .send(&server, open, mail_from, rcpt_to, content)
+            .await;
+        match (sent, refused) {
+            (Ok(()), _) => Ok(()),
+            // The connection itself failed: mail-send's error says how.
+            (Err(_), Some(e)) => Err(e),
+            (Err(Failure::Permanent(reason)), None) => Err(DeliveryError::Permanent(reason)),
+            (Err(failure), None) => Err(DeliveryError::Temporary(failure.reason())),
+        }
+    }
+
+    /// Closes connections kept past their time.
+    pub fn tidy(&self) {
+        self.pool.tidy();
+    }
+
+    /// A new connection: greeted, with STARTTLS and AUTH as configured.
+    async fn connect(&self, builder: &SmtpClientBuilder<String>) -> Result<Session, DeliveryError> {
         match self.security {
             Security::Plain => {
-                let mut client = builder.connect_plain().await.map_err(classify)?;
+                let client = builder.connect_plain().await.map_err(classify)?;
                 // mail-send writes the message and its final dot separately; with
                 // Nagle's algorithm the dot waits for the peer's delayed ACK (~40 ms).
                 let _ = client.stream.set_nodelay(true);
-                client.send(message).await.map_err(classify)?;
-                // The message is accepted once DATA is answered; a failed QUIT changes nothing.
-                let _ = client.quit().await;
+                let peer = client
+                    .stream
+                    .peer_addr()
+                    .map_err(|e| DeliveryError::Temporary(format!("connection: {}", e.kind())))?;
+                Ok(Session::adopt_plain(client, peer))
             }
             Security::StartTls | Security::ImplicitTls => {
-                let mut client = builder.connect().await.map_err(classify)?;
-                let _ = client.stream.get_ref().0.set_nodelay(true);
-                client.send(message).await.map_err(classify)?;
-                let _ = client.quit().await;
+                let client = builder.connect().await.map_err(classify)?;
+                let tcp = client.stream.get_ref().0;
+                let _ = tcp.set_nodelay(true);
+                let peer = tcp
+                    .peer_addr()
+                    .map_err(|e| DeliveryError::Temporary(format!("connection: {}", e.kind())))?;
+                Ok(Session::adopt_tls(client, peer))
             }
         }
-        Ok(())
     }
 }
 

@@ -63,8 +63,10 @@ impl Transport {
 impl Transport {
     /// Closes connections kept open past their time.
     pub fn tidy(&self) {
-        if let Transport::Mx(mx) = self {
-            mx.tidy();
+        match self {
+            Transport::Mx(mx) => mx.tidy(),
+            Transport::Smarthost(host) => host.tidy(),
+            Transport::Capture(_) => {}
         }
     }
 }

@@ -54,6 +54,9 @@ struct Inner {
     hang_ups: usize,
     /// Offer STARTTLS with this (self-signed) certificate.
     tls: Option<TlsAcceptor>,
+    /// Close every connection right after accepting a message, as a server whose
+    /// idle timeout is very short would.
+    close_after_message: bool,
 }
 
 /// The running sink.
@@ -123,6 +126,11 @@ impl Smarthost {
     /// Closes the connection in the middle of the next message's DATA.
     pub fn hang_up_next_data(&self) {
         self.lock().hang_ups += 1;
+    }
+
+    /// Closes each connection, without a word, as soon as it has accepted a message.
+    pub fn close_after_each_message(&self) {
+        self.lock().close_after_message = true;
     }
 
     /// Offers STARTTLS from now on, with a self-signed certificate for `name`.
@@ -334,6 +342,10 @@ impl Smarthost {
                     encrypted,
                 });
                 self.arrived.notify_waiters();
+                if self.lock().close_after_message {
+                    lines.get_mut().write_all(b"250 2.0.0 queued\r\n").await?;
+                    return Ok(None);
+                }
                 b"250 2.0.0 queued\r\n".to_vec()
             } else if upper.starts_with("RSET") {
                 rcpt_to.clear();

@@ -249,7 +249,56 @@ async fn a_slow_delivery_keeps_its_lease(backend: Backend) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Messages in a row share one connection to the smarthost; one the smarthost has
+/// closed meanwhile is replaced without a failed attempt.
+async fn smarthost_connections_are_reused(backend: Backend) -> anyhow::Result<()> {
+    let sink = Smarthost::start().await?;
+    let db = TestDb::new(backend).await?;
+    let mut config = test_config(&db, Some(&sink))?;
+    config.outbound.concurrency = 1;
+    let gw = TestGateway::start_with(db, config).await?;
+    gw.member("alice", ALICE, "Alice").await?;
+    gw.member("bob", BOB, "Bob").await?;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (status, created) = gw.message("alice", "bob", &format!("n{i}"), "x").await?;
+        anyhow::ensure!(status == 202, "{created}");
+        ids.push(
+            created["message_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    sink.wait_for(3, WAIT).await?;
+    assert_eq!(sink.connections(), 1, "three messages, one connection");
+
+    sink.close_after_each_message();
+    for i in 3..5 {
+        let (status, created) = gw.message("alice", "bob", &format!("n{i}"), "x").await?;
+        anyhow::ensure!(status == 202, "{created}");
+        ids.push(
+            created["message_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    sink.wait_for(5, WAIT).await?;
+    for id in &ids {
+        let state = gw.wait_status(id, "sent").await?;
+        assert_eq!(
+            state["attempts"], 1,
+            "a closed kept connection cost an attempt: {state}"
+        );
+    }
+    assert_eq!(sink.transactions(), 5);
+    gw.stop().await;
+    Ok(())
+}
+
 both_backends!(
+    smarthost_connections_are_reused,
     a_slow_delivery_keeps_its_lease,
     temporary_failure_is_retried_until_delivered,
     permanent_failure_is_not_retried,
