@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# The relay benchmark: one load, through Postfix and through maskrelay, alternated in
+# one run on this machine, so that the ratio means something.
+#
+#   smtp-source (N replies of BYTES, over S reused sessions, as Bob)
+#     -> relay under test on 127.0.0.1:2526 (Postfix: durable queue; maskrelay:
+#        sender authentication against a loopback DNS server, durable commit)
+#     -> smtp-sink on 127.0.0.1:2527 (the smarthost); the clock stops when it has N.
+#
+# Reports per run: messages/s, peak memory of the relay (proportional set size of all
+# of Postfix's processes; of maskrelay's one), and latency from acceptance to
+# delivery (p50/p99): maskrelay's from its queue (accepted -> marked sent), Postfix's
+# from its log (delay=, arrival -> delivered). Then medians and the ratio.
+#
+# Usage, as root, from the repository:   tests/bench/relay.sh
+# Environment:
+#   ROUNDS   rounds of (Postfix, maskrelay[, maskrelay on PostgreSQL]) (default 3)
+#   N S BYTES  load (default 5000, 20, 10240)
+#   SETTLE   seconds before each run (default 60): / is ext4 without a journal here,
+#            and a queue that deletes thousands of files slows down the next run if
+#            it starts within a minute (see ../shared/bench/README.md)
+#   PG       a postgres:// URL: also measure maskrelay on PostgreSQL (fresh database)
+#   EXE      a maskrelay binary (default: built here with cargo build --release)
+#   AUTH     1 = sender authentication on (default), 0 = off
+# Needs smtp-source, smtp-sink and postfix (Debian's postfix), dnsmasq (dnsmasq-base),
+# python3, curl.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3} N=${N:-5000} S=${S:-20} BYTES=${BYTES:-10240} SETTLE=${SETTLE:-60}
+AUTH=${AUTH:-1} PG=${PG:-} TIMEOUT=${TIMEOUT:-600}
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+W=/tmp/maskrelay-bench
+IN=2526 SINK=2527 HTTP=127.0.0.1:2580 DNS=2553
+BOB=bob@bob-mail.test
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+busy() { ss -Hltn "sport = :$1" | grep -q .; }
+until_busy() { local i; for ((i = 0; i < 200; i++)); do busy "$1" && return 0; sleep 0.05; done; return 1; }
+
+[[ $(id -u) == 0 ]] || die "run as root (Postfix's master starts as root)"
+for t in smtp-source smtp-sink postfix postconf dnsmasq python3 curl; do
+    command -v $t >/dev/null || die "$t is missing (apt-get install postfix dnsmasq-base curl)"
+done
+if [[ -z ${EXE:-} ]]; then
+    say "building maskrelay (release)"
+    (cd "$repo" && cargo build --release -q -p maskrelay) || die "build failed"
+    EXE=$repo/target/release/maskrelay
+fi
+
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    [[ -f $W/pf/etc/main.cf ]] && postfix -c "$W/pf/etc" stop >/dev/null 2>&1 || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+cleanup
+mkdir -p "$W"
+
+# Bob's domain has SPF for loopback, so maskrelay's sender check runs for real.
+dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --port=$DNS --listen-address=127.0.0.1 \
+    --bind-interfaces --user=nobody --local=/test/ \
+    "--txt-record=bob-mail.test,v=spf1 ip4:127.0.0.1 -all" >/dev/null 2>&1 &
+pids+=($!)
+
+# percentiles FILE: "p50=.. p99=.." of the numbers (seconds) in FILE, in ms.
+percentiles() {
+    python3 - "$1" <<'PY'
+import sys
+v = sorted(float(x) for x in open(sys.argv[1]) if x.strip())
+q = lambda p: v[min(len(v) - 1, int(p * len(v)))] * 1000 if v else float("nan")
+print(f"p50_ms={q(0.50):.0f} p99_ms={q(0.99):.0f}")
+PY
+}
+
+# measure NAME PID TARGET: runs the load against TARGET while PID relays it to the
+# sink (already listening); prints "NAME msgs_per_s=.. peak_pss_kb=..".
+measure() {
+    local name=$1 relay=$2 target=$3 t0 t1 peak=0 hwm
+    sleep 600 & local watchdog=$!
+    t0=$EPOCHREALTIME
+    smtp-source -m "$N" -s "$S" -d -l "$BYTES" -f "$BOB" -t "$TO" "$target" >"$W/source.out" 2>&1 &
+    local src=$!
+    while kill -0 "$sink" 2>/dev/null; do
+        hwm=$(rss_kb "$relay")
+        ((hwm > peak)) && peak=$hwm
+        kill -0 "$watchdog" 2>/dev/null || { kill "$src" 2>/dev/null; die "$name: timeout"; }
+        sleep 0.2
+    done
+    t1=$EPOCHREALTIME
+    kill "$watchdog" 2>/dev/null || true
+    wait "$src" 2>/dev/null || true
+    printf '%s msgs_per_s=%s peak_pss_kb=%s' "$name" \
+        "$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')" "$peak"
+}
+
+# rss_kb PID: memory of PID and every process of its session (Postfix's master and
+# the daemons it forked; maskrelay is one process), as proportional set size, so
+# that libraries shared by Postfix's processes count once.
+rss_kb() {
+    local total=0 p kb
+    for p in $(ps -e -o pid=,sid= | awk -v s="$1" '$1 == s || $2 == s { print $1 }'); do
+        kb=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+        total=$((total + ${kb:-0}))
+    done
+    echo "$total"
+}
+
+start_sink() {
+    # -M N: it exits when the N-th message has arrived: the finish line.
+    smtp-sink -u nobody -c -M "$N" 127.0.0.1:$SINK 1000 >"$W/sink.out" 2>&1 &
+    sink=$!
+    pids+=($sink)
+    until_busy $SINK || die "smtp-sink did not start"
+}
+
+postfix_run() {
+    local conf=$W/pf/etc spool=$W/pf/spool
+    rm -rf "$W/pf"; mkdir -p "$conf" "$spool"; chmod 755 "$W" "$W/pf" "$conf" "$spool"
+    local main=/etc/postfix/main.cf dirs
+    [[ -e $main ]] || printf 'compatibility_level = 3.6\n' >"$main"
+    dirs=$(postconf -h alternate_config_directories 2>/dev/null || true)
+    [[ " ${dirs//,/ } " == *" $conf "* ]] || postconf -e "alternate_config_directories = ${dirs:+$dirs, }$conf"
+    cat >"$conf/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $spool
+data_directory = $W/pf/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = postfix.bench.test
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+mynetworks = 127.0.0.0/8
+relay_domains = relay.test
+relayhost = [127.0.0.1]:$SINK
+smtpd_relay_restrictions = permit_mynetworks, reject
+default_transport = error:5.7.1 relay.test only
+smtp_tls_security_level = none
+maillog_file = $W/pf/maillog
+maillog_file_prefixes = $W
+default_destination_concurrency_limit = 20
+in_flow_delay = 0s
+EOF
+    cat >"$conf/master.cf" <<EOF
+127.0.0.1:$IN inet n - n - - smtpd
+pickup    unix  n - n 60 1 pickup
+cleanup   unix  n - n -  0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+rewrite   unix  - - n -  - trivial-rewrite
+bounce    unix  - - n -  0 bounce
+defer     unix  - - n -  0 bounce
+trace     unix  - - n -  0 bounce
+verify    unix  - - n -  1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n -  - proxymap
+proxywrite unix - - n -  1 proxymap
+smtp      unix  - - n -  - smtp
+relay     unix  - - n -  - smtp
+showq     unix  n - n -  - showq
+error     unix  - - n -  - error
+retry     unix  - - n -  - error
+discard   unix  - - n -  - discard
+anvil     unix  - - n -  1 anvil
+scache    unix  - - n -  1 scache
+postlog   unix-dgram n - n - 1 postlogd
+EOF
+    ((SETTLE > 0)) && sleep "$SETTLE"
+    postfix -c "$conf" start >/dev/null 2>&1 || die "postfix did not start: $(tail -3 "$W/pf/maillog" 2>/dev/null)"
+    until_busy $IN || die "postfix does not listen"
+    start_sink
+    local master
+    master=$(tr -d ' \n' <"$spool/pid/master.pid")
+    TO=rcpt@relay.test
+    local line
+    line=$(measure postfix "$master" 127.0.0.1:$IN)
+    sleep 1 # postlogd writes asynchronously
+    grep ' status=sent ' "$W/pf/maillog" | sed -n 's/.* delay=\([0-9.]*\),.*/\1/p' >"$W/latency"
+    echo "$line $(percentiles "$W/latency")"
+    postfix -c "$conf" stop >/dev/null 2>&1 || true
+    sleep 1
+}
+
+maskrelay_run() {
+    local db=$1 url
+    rm -rf "$W/mr"; mkdir -p "$W/mr"
+    if [[ $db == sqlite ]]; then
+        url="sqlite://$W/mr/db.sqlite"
+    else
+        local name=maskrelay_bench_$$
+        psql "$db" -qc "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" >/dev/null 2>&1
+        url="${db%/*}/$name"
+    fi
+    export MASKRELAY_DATABASE_URL=$url MASKRELAY_HTTP_LISTEN=$HTTP \
+        MASKRELAY_SMTP_LISTEN=127.0.0.1:$IN MASKRELAY_RELAY_DOMAIN=relay.test \
+        MASKRELAY_DNS_NAMESERVERS=127.0.0.1:$DNS MASKRELAY_SMTP_MAX_CONNECTIONS_PER_IP=1000 \
+        MASKRELAY_LOG=warn MASKRELAY_SECRET_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+    [[ $AUTH == 1 ]] && export MASKRELAY_SMTP_AUTHENTICATE_SENDERS=true || export MASKRELAY_SMTP_AUTHENTICATE_SENDERS=false
+    # As shipped: two DKIM keys, every message signed twice.
+    local key
+    key=$(cd "$W/mr" && "$EXE" org create --name Bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
+    "$EXE" dkim generate --selector ed1 --algorithm ed25519 >/dev/null
+    "$EXE" dkim generate --selector rsa1 --algorithm rsa >/dev/null
+    # Alice's relay address, from one message written into a capture folder.
+    MASKRELAY_OUTBOUND_CAPTURE_DIR=$W/mr/capture "$EXE" serve >"$W/mr/setup.log" 2>&1 &
+    local gw=$!
+    until_busy ${HTTP##*:} || die "maskrelay did not start: $(tail -3 "$W/mr/setup.log")"
+    api() {
+        curl -sf -X "$1" "http://$HTTP$2" -H "Authorization: Bearer $key" \
+            -H 'Content-Type: application/json' -d "$3" >/dev/null
+    }
+    api PUT /v1/members/alice '{"email":"alice@alice-mail.test","name":"Alice"}'
+    api PUT /v1/members/bob "{\"email\":\"$BOB\",\"name\":\"Bob\"}"
+    api POST /v1/messages '{"from":"alice","to":"bob","subject":"s","text":"t"}'
+    local i
+    for ((i = 0; i < 100; i++)); do ls "$W"/mr/capture/*.eml >/dev/null 2>&1 && break; sleep 0.05; done
+    TO=$(grep -h -m1 '^From:' "$W"/mr/capture/*.eml | grep -o '[a-z0-9]*@relay.test')
+    kill -TERM $gw; wait $gw || true
+    [[ -n $TO ]] || die "no relay address was captured"
+    ((SETTLE > 0)) && sleep "$SETTLE"
+    start_sink
+    MASKRELAY_OUTBOUND_SMARTHOST=smtp://127.0.0.1:$SINK "$EXE" serve >"$W/mr/serve.log" 2>&1 &
+    gw=$!
+    pids+=($gw)
+    until_busy $IN || die "maskrelay did not start: $(tail -3 "$W/mr/serve.log")"
+    local line
+    line=$(measure "maskrelay-${db%%:*}" "$gw" 127.0.0.1:$IN)
+    sleep 1 # the last delivery is marked sent just after the sink has it
+    kill -TERM $gw; wait $gw || true
+    if [[ $db == sqlite ]]; then
+        python3 - "$W/mr/db.sqlite" >"$W/latency" <<'PY'
+import sqlite3, sys
+query = "SELECT (updated_at - created_at) / 1000.0 FROM deliveries WHERE status = 'sent'"
+for (seconds,) in sqlite3.connect(sys.argv[1]).execute(query):
+    print(seconds)
+PY
+    else
+        psql "$url" -Atqc "SELECT (updated_at - created_at) / 1000.0 FROM deliveries WHERE status = 'sent'" >"$W/latency"
+        psql "$db" -qc "DROP DATABASE IF EXISTS maskrelay_bench_$$" >/dev/null
+    fi
+    echo "$line $(percentiles "$W/latency")"
+}
+
+out=$W/results
+: >"$out.all"
+say "N=$N S=$S BYTES=$BYTES ROUNDS=$ROUNDS SETTLE=$SETTLE auth=$AUTH; each run waits SETTLE first"
+for ((r = 1; r <= ROUNDS; r++)); do
+    postfix_run | tee -a "$out.all"
+    maskrelay_run sqlite | tee -a "$out.all"
+    [[ -n $PG ]] && maskrelay_run "$PG" | tee -a "$out.all"
+done
+python3 - "$out.all" <<'PY'
+import re, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    name = line.split()[0]
+    runs.setdefault(name, []).append({k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)})
+med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in runs.items()}
+print("median of each:")
+for n, m in med.items():
+    print(f"  {n:18} {m['msgs_per_s']:8.1f} msgs/s  p50 {m['p50_ms']:6.0f} ms  p99 {m['p99_ms']:6.0f} ms  peak PSS {m['peak_pss_kb']/1024:6.1f} MB")
+for n in med:
+    if n != "postfix" and "postfix" in med:
+        print(f"  {n} / postfix: {med[n]['msgs_per_s'] / med['postfix']['msgs_per_s']:.2f}x")
+PY
