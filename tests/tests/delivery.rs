@@ -249,6 +249,16 @@ async fn a_slow_delivery_keeps_its_lease(backend: Backend) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Alice's message number `n` to Bob, accepted; its id.
+async fn alice_writes(gw: &TestGateway, n: usize) -> anyhow::Result<String> {
+    let (status, created) = gw.message("alice", "bob", &format!("n{n}"), "x").await?;
+    anyhow::ensure!(status == 202, "{created}");
+    Ok(created["message_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
 /// Messages in a row share one connection to the smarthost; one the smarthost has
 /// closed meanwhile is replaced without a failed attempt.
 async fn smarthost_connections_are_reused(backend: Backend) -> anyhow::Result<()> {
@@ -261,28 +271,14 @@ async fn smarthost_connections_are_reused(backend: Backend) -> anyhow::Result<()
     gw.member("bob", BOB, "Bob").await?;
     let mut ids = Vec::new();
     for i in 0..3 {
-        let (status, created) = gw.message("alice", "bob", &format!("n{i}"), "x").await?;
-        anyhow::ensure!(status == 202, "{created}");
-        ids.push(
-            created["message_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        );
+        ids.push(alice_writes(&gw, i).await?);
     }
     sink.wait_for(3, WAIT).await?;
     assert_eq!(sink.connections(), 1, "three messages, one connection");
 
     sink.close_after_each_message();
     for i in 3..5 {
-        let (status, created) = gw.message("alice", "bob", &format!("n{i}"), "x").await?;
-        anyhow::ensure!(status == 202, "{created}");
-        ids.push(
-            created["message_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        );
+        ids.push(alice_writes(&gw, i).await?);
     }
     sink.wait_for(5, WAIT).await?;
     for id in &ids {

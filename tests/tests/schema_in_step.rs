@@ -115,7 +115,10 @@ async fn sqlite_and_postgres_migrations_build_the_same_store() -> anyhow::Result
     let postgres = postgres_shape(&migrated(Backend::Postgres).await?.url).await?;
     // The comparison must see the store at all.
     assert!(sqlite.tables.len() >= 10, "{sqlite:?}");
-    assert!(!sqlite.indexes.is_empty() && !postgres.indexes.is_empty(), "{sqlite:?}");
+    assert!(
+        !sqlite.indexes.is_empty() && !postgres.indexes.is_empty(),
+        "{sqlite:?}"
+    );
     let differ =
         |what: &str, a: &BTreeSet<String>, b: &BTreeSet<String>| {
             let only_sqlite: Vec<_> = a.difference(b).collect();
