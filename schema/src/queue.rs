@@ -11,7 +11,7 @@
 
 use sqlx::Row;
 
-use crate::db::Store;
+use crate::db::{Backend, Store};
 use crate::error::{Result, StoreError};
 use crate::ids::now_ms;
 use crate::messages::{CONTENT, RECIPIENT};
@@ -135,6 +135,35 @@ pub struct UnreadableDelivery {
     pub error: String,
 }
 
+/// The claim: due, unleased deliveries, oldest due first, leased to one instance.
+/// `$lock` ends the row selection (PostgreSQL's `FOR UPDATE SKIP LOCKED`).
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE deliveries SET lease_until = $1, updated_at = $2, claimed_by = $4 \
+             WHERE id IN (SELECT id FROM deliveries \
+                          WHERE status = 'queued' AND next_attempt_at <= $2 \
+                            AND (lease_until IS NULL OR lease_until <= $2) \
+                          ORDER BY next_attempt_at LIMIT $3",
+            $lock,
+            ") AND status = 'queued' AND (lease_until IS NULL OR lease_until <= $2) "
+        )
+    };
+}
+
+/// What a claim returns, with whether the recipient's address was suppressed since.
+macro_rules! claim_returning {
+    () => {
+        "RETURNING id, message_id, attempts, created_at, recipient_enc, content_enc, \
+             CAST(CASE WHEN EXISTS (SELECT 1 FROM messages m \
+                 JOIN members mem ON mem.id = m.recipient_id \
+                 JOIN suppressions s ON s.org_id = mem.org_id \
+                                    AND s.email_index = mem.email_index \
+                 WHERE m.id = deliveries.message_id) THEN 1 ELSE 0 END AS BIGINT) \
+               AS suppressed"
+    };
+}
+
 impl Store {
     /// Claims up to `limit` due deliveries for `lease_ms` milliseconds on behalf of
     /// `instance`.
@@ -148,27 +177,19 @@ impl Store {
         limit: i64,
     ) -> Result<(Vec<ClaimedDelivery>, Vec<UnreadableDelivery>)> {
         let now = now_ms();
-        let rows = sqlx::query(
-            "UPDATE deliveries SET lease_until = $1, updated_at = $2, claimed_by = $4 \
-             WHERE id IN (SELECT id FROM deliveries \
-                          WHERE status = 'queued' AND next_attempt_at <= $2 \
-                            AND (lease_until IS NULL OR lease_until <= $2) \
-                          ORDER BY next_attempt_at LIMIT $3) \
-               AND status = 'queued' AND (lease_until IS NULL OR lease_until <= $2) \
-             RETURNING id, message_id, attempts, created_at, recipient_enc, content_enc, \
-                 CAST(CASE WHEN EXISTS (SELECT 1 FROM messages m \
-                     JOIN members mem ON mem.id = m.recipient_id \
-                     JOIN suppressions s ON s.org_id = mem.org_id \
-                                        AND s.email_index = mem.email_index \
-                     WHERE m.id = deliveries.message_id) THEN 1 ELSE 0 END AS BIGINT) \
-                   AS suppressed",
-        )
-        .bind(now.saturating_add(lease_ms))
-        .bind(now)
-        .bind(limit)
-        .bind(instance)
-        .fetch_all(&self.pool)
-        .await?;
+        // On PostgreSQL, instances claiming at once skip each other's rows instead of
+        // queueing behind their locks; SQLite has one writer anyway.
+        let sql = match self.backend() {
+            Backend::Sqlite => concat!(claim_sql!(""), claim_returning!()),
+            Backend::Postgres => concat!(claim_sql!(" FOR UPDATE SKIP LOCKED"), claim_returning!()),
+        };
+        let rows = sqlx::query(sql)
+            .bind(now.saturating_add(lease_ms))
+            .bind(now)
+            .bind(limit)
+            .bind(instance)
+            .fetch_all(&self.pool)
+            .await?;
         let mut claimed = Vec::with_capacity(rows.len());
         let mut unreadable = Vec::new();
         for row in rows {
