@@ -146,10 +146,21 @@ pub async fn run(
             }
         }
         if claimed_full_batch {
-            // More may be due: look again as soon as a slot frees up.
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = in_flight.join_next(), if !in_flight.is_empty() => {}
+            // More may be due: look again once half the slots are free (or all
+            // deliveries ended), so that one claim, a commit, serves several
+            // deliveries rather than one.
+            let batch = (ctx.config.concurrency / 2).max(1);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = in_flight.join_next(), if !in_flight.is_empty() => {}
+                }
+                if slots.available_permits() >= batch || in_flight.is_empty() {
+                    break;
+                }
+            }
+            if shutdown.is_cancelled() {
+                break;
             }
             continue;
         }
