@@ -147,11 +147,12 @@ impl Router {
             return Err(reply::LOOP);
         }
         let legs = self.legs(tx.recipients).await?;
-        if matches!(message.kind, Kind::Complaint) {
-            return Ok(self.member_complaint(tx, &message, raw, legs).await);
-        }
-        if let Some(kind) = self.not_to_relay(&message, &legs) {
-            return Ok(self.record(&legs, kind).await);
+        match self.not_to_relay(&message, &legs) {
+            Some(InboundKind::Complaint) => {
+                return Ok(self.member_complaint(tx, &message, raw, legs).await);
+            }
+            Some(kind) => return Ok(self.record(&legs, kind).await),
+            None => {}
         }
         // With checking on, only the From: address names the writer; the envelope
         // sender can be anyone's and is only evidence for SPF.

@@ -143,8 +143,11 @@ impl Mx {
         let mut last = Failure::Connection("no address to try".into());
         for hop in &hops {
             for addr in &hop.addrs {
+                // A kept connection if there is one, else a new one.
+                let open = || self.open(helo, hop, *addr, timeout);
                 match self
-                    .try_address(helo, hop, *addr, timeout, mail_from, rcpt_to, content)
+                    .pool
+                    .send(&addr.to_string(), open, mail_from, rcpt_to, content)
                     .await
                 {
                     Ok(()) => return Ok(()),
@@ -170,25 +173,6 @@ impl Mx {
             }
         }
         Err(DeliveryError::Temporary(last.reason()))
-    }
-
-    /// One address: a kept connection if there is one (and a fresh one if it turns
-    /// out to be closed), else a new connection.
-    #[allow(clippy::too_many_arguments)]
-    async fn try_address(
-        &self,
-        helo: &str,
-        hop: &Hop,
-        addr: SocketAddr,
-        timeout: Duration,
-        mail_from: &str,
-        rcpt_to: &str,
-        content: &[u8],
-    ) -> Result<(), Failure> {
-        let open = || self.open(helo, hop, addr, timeout);
-        self.pool
-            .send(&addr.to_string(), open, mail_from, rcpt_to, content)
-            .await
     }
 
     async fn open(

@@ -46,13 +46,8 @@ pub fn parse_all(message: &Message<'_>) -> Vec<Bounce> {
         return Vec::new();
     }
     let text = evidence.text.to_lowercase();
-    if evidence.recipients.len() < 2 {
-        let own = evidence
-            .recipients
-            .first()
-            .map(|b| b.text.to_lowercase())
-            .unwrap_or_default();
-        return vec![verdict(evidence.status, &own, &text)];
+    if evidence.recipients.is_empty() {
+        return vec![verdict(evidence.status, "", &text)];
     }
     evidence
         .recipients
