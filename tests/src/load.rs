@@ -165,6 +165,30 @@ impl ReplyLoad {
         }
     }
 
+    /// Waits until `more` replies beyond those accepted so far are accepted.
+    ///
+    /// # Errors
+    /// Saying `what` did not happen within a minute, with the tally.
+    pub async fn accept_more(&self, what: &str, more: usize) -> anyhow::Result<()> {
+        let wanted = self.tally().accepted.len() + more;
+        self.wait_until(what, Duration::from_secs(60), |t| {
+            t.accepted.len() >= wanted
+        })
+        .await
+    }
+
+    /// Stops sending and waits until every accepted reply has reached `sink`; the
+    /// final tally and how many replies arrived more than once.
+    ///
+    /// # Errors
+    /// Naming the replies still missing after a minute.
+    pub async fn finish(self, sink: &Smarthost) -> anyhow::Result<(Tally, usize)> {
+        let tally = self.stop().await;
+        let seen = wait_delivered(sink, &tally.accepted, Duration::from_secs(60)).await?;
+        let duplicates = seen.values().filter(|&&n| n > 1).count();
+        Ok((tally, duplicates))
+    }
+
     /// Stops sending, waits for replies in flight, and returns the final tally.
     pub async fn stop(mut self) -> Tally {
         self.stop.cancel();

@@ -32,11 +32,7 @@ async fn every_acknowledged_reply_survives_kill_9(backend: Backend) -> anyhow::R
     let load = ReplyLoad::start(watched, LoadSpec::bob(&relay, 4, Duration::from_millis(40)));
     for kill in 0..KILLS {
         // Let some replies be acknowledged and some deliveries be claimed.
-        let wanted = load.tally().accepted.len() + 20;
-        load.wait_until("20 more replies accepted", Duration::from_secs(60), |t| {
-            t.accepted.len() >= wanted
-        })
-        .await?;
+        load.accept_more("20 more replies accepted", 20).await?;
         target.send_replace(None);
         gateway.kill9().await?;
         gateway = GatewayProcess::start(&spec)
@@ -44,18 +40,12 @@ async fn every_acknowledged_reply_survives_kill_9(backend: Backend) -> anyhow::R
             .map_err(|e| e.context(format!("restart after kill {}", kill + 1)))?;
         target.send_replace(Some(gateway.smtp_addr));
     }
-    let wanted = load.tally().accepted.len() + 20;
-    load.wait_until(
-        "replies accepted after the last restart",
-        Duration::from_secs(60),
-        |t| t.accepted.len() >= wanted,
-    )
-    .await?;
-    let tally = load.stop().await;
-    let seen = load::wait_delivered(&sink, &tally.accepted, Duration::from_secs(60))
+    load.accept_more("20 replies accepted after the last restart", 20)
+        .await?;
+    let (tally, duplicates) = load
+        .finish(&sink)
         .await
         .map_err(|e| e.context(gateway.log().join("\n")))?;
-    let duplicates = seen.values().filter(|&&n| n > 1).count();
     eprintln!(
         "{backend:?}: {KILLS} kills; {} replies accepted, all delivered; {duplicates} delivered \
          twice; refused: {:?}; unreachable while down: {}",

@@ -39,10 +39,7 @@ async fn two_instances_share_the_queue_and_survive_each_other() -> anyhow::Resul
 
     let (target, watched) = watch::channel(Some(one.smtp_addr));
     let load = ReplyLoad::start(watched, LoadSpec::bob(&relay, 4, Duration::from_millis(30)));
-    load.wait_until("60 replies accepted", Duration::from_secs(60), |t| {
-        t.accepted.len() >= 60
-    })
-    .await?;
+    load.accept_more("60 replies accepted", 60).await?;
     target.send_replace(None);
     let first = load.tally().accepted;
     let seen = load::wait_delivered(&sink, &first, Duration::from_secs(60)).await?;
@@ -62,25 +59,15 @@ async fn two_instances_share_the_queue_and_survive_each_other() -> anyhow::Resul
 
     // Kill the instance taking the replies while its deliveries are in flight.
     target.send_replace(Some(one.smtp_addr));
-    let wanted = load.tally().accepted.len() + 40;
-    load.wait_until("40 more replies accepted", Duration::from_secs(60), |t| {
-        t.accepted.len() >= wanted
-    })
-    .await?;
+    load.accept_more("40 more replies accepted", 40).await?;
     target.send_replace(Some(two.smtp_addr));
     one.kill9().await?;
-    let wanted = load.tally().accepted.len() + 40;
-    load.wait_until(
-        "40 replies accepted by the survivor",
-        Duration::from_secs(60),
-        |t| t.accepted.len() >= wanted,
-    )
-    .await?;
-    let tally = load.stop().await;
-    let seen = load::wait_delivered(&sink, &tally.accepted, Duration::from_secs(60))
+    load.accept_more("40 replies accepted by the survivor", 40)
+        .await?;
+    let (tally, duplicates) = load
+        .finish(&sink)
         .await
         .map_err(|e| e.context(two.log().join("\n")))?;
-    let duplicates = seen.values().filter(|&&n| n > 1).count();
     eprintln!(
         "two instances: {} replies accepted, all delivered; {duplicates} delivered twice after \
          the kill",
