@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use crate::db::Store;
+use crate::group::Grouped;
 use crate::error::Result;
 use crate::ids::now_ms;
 
@@ -38,7 +39,7 @@ impl Store {
         .bind(blocker_id)
         .bind(blocked_id)
         .bind(now_ms())
-        .execute(&self.pool)
+        .grouped(self)
         .await?;
         Ok(())
     }
@@ -51,7 +52,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2")
             .bind(blocker_id)
             .bind(blocked_id)
-            .execute(&self.pool)
+            .grouped(self)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -105,7 +106,7 @@ impl Store {
             .bind(member_id)
             .bind(i64::from(accepts))
             .bind(now_ms())
-            .execute(&self.pool)
+            .grouped(self)
             .await?;
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! migration folder because column types differ (`BLOB` and `BYTEA`).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -12,6 +13,7 @@ use sqlx::{AnyPool, Executor};
 
 use crate::crypto::Crypto;
 use crate::error::{Result, StoreError};
+use crate::group::Group;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -46,6 +48,7 @@ impl Backend {
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) crypto: Crypto,
+    pub(crate) group: Arc<Group>,
     backend: Backend,
 }
 
@@ -114,6 +117,7 @@ impl Store {
         Ok(Self {
             pool,
             crypto,
+            group: Arc::new(Group::start()),
             backend,
         })
     }

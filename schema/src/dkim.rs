@@ -5,6 +5,7 @@
 use sqlx::Row;
 
 use crate::db::Store;
+use crate::group::Grouped;
 use crate::error::{Result, StoreError};
 use crate::ids::now_ms;
 
@@ -88,7 +89,7 @@ impl Store {
         .bind(sealed)
         .bind(public_key.to_vec())
         .bind(now_ms())
-        .execute(&self.pool)
+        .grouped(self)
         .await?;
         Ok(inserted.rows_affected() == 1)
     }
@@ -137,7 +138,7 @@ impl Store {
         )
         .bind(now_ms())
         .bind(selector)
-        .execute(&self.pool)
+        .grouped(self)
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -5,6 +5,7 @@
 use sqlx::Row;
 
 use crate::db::Store;
+use crate::group::Grouped;
 use crate::error::Result;
 use crate::ids::{new_id, now_ms};
 
@@ -78,7 +79,7 @@ impl Store {
         .bind(kind.as_str())
         .bind(kind.reason())
         .bind(now_ms())
-        .execute(&self.pool)
+        .grouped(self)
         .await?;
         Ok(())
     }

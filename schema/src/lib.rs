@@ -3,8 +3,10 @@
 //!
 //! # Layout
 //! - [`db`]: connecting (one `Any` pool for both databases) and migrating.
-//! - [`write`]: the write transaction behind every acknowledgement (committed, or
-//!   its connection closed).
+//! - [`group`]: group commit: concurrent writes share one transaction and one
+//!   commit, each told "durable" only after it.
+//! - [`write`]: the batch transaction underneath (committed, or its connection
+//!   closed).
 //! - [`crypto`]: AES-256-GCM for personal data, a keyed HMAC blind index for look-ups.
 //! - [`ids`]: ids, relay tokens, API keys, the clock.
 //! - [`orgs`], [`members`]: the directory.
@@ -30,6 +32,7 @@ pub mod db;
 pub mod dkim;
 pub mod error;
 pub mod events;
+pub mod group;
 pub mod idempotency;
 pub mod ids;
 pub mod members;
@@ -44,4 +47,4 @@ pub mod write;
 pub use crypto::{Crypto, SecretKey};
 pub use db::{Backend, Store};
 pub use error::{Result, StoreError};
-pub use write::WriteTx;
+pub use group::GroupTx;

@@ -4,6 +4,7 @@ use sqlx::Row;
 
 use crate::crypto::sha256;
 use crate::db::Store;
+use crate::group::Grouped;
 use crate::error::Result;
 use crate::ids::{api_key, new_id, now_ms};
 
@@ -84,7 +85,7 @@ impl Store {
         .bind(&org.name)
         .bind(sha256(key.as_bytes()))
         .bind(now_ms())
-        .execute(&self.pool)
+        .grouped(self)
         .await?;
         Ok((org, key))
     }
@@ -139,7 +140,7 @@ impl Store {
         .bind(i64::from(settings.member_messaging))
         .bind(settings.new_conversations_per_hour)
         .bind(settings.new_conversations_per_day)
-        .execute(&self.pool)
+        .grouped(self)
         .await?;
         Ok(())
     }

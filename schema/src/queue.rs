@@ -12,6 +12,7 @@
 use sqlx::Row;
 
 use crate::db::{Backend, Store};
+use crate::group::Grouped;
 use crate::error::{Result, StoreError};
 use crate::ids::now_ms;
 use crate::messages::{CONTENT, RECIPIENT};
@@ -188,7 +189,7 @@ impl Store {
             .bind(now)
             .bind(limit)
             .bind(instance)
-            .fetch_all(&self.pool)
+            .grouped_rows(self)
             .await?;
         let mut claimed = Vec::with_capacity(rows.len());
         let mut unreadable = Vec::new();
@@ -231,7 +232,7 @@ impl Store {
         .bind(delivery_id)
         .bind(instance)
         .bind(now_ms().saturating_add(lease_ms))
-        .execute(&self.pool)
+        .grouped(self)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -247,7 +248,7 @@ impl Store {
              WHERE claimed_by = $1 AND status = 'queued'",
         )
         .bind(instance)
-        .execute(&self.pool)
+        .grouped(self)
         .await?;
         Ok(done.rows_affected())
     }
@@ -322,7 +323,7 @@ impl Store {
         .bind(status.as_str())
         .bind(error)
         .bind(now_ms())
-        .execute(&self.pool)
+        .grouped(self)
         .await?;
         Ok(())
     }
@@ -337,7 +338,7 @@ impl Store {
              WHERE purge_after IS NOT NULL AND purge_after <= $1",
         )
         .bind(now_ms())
-        .execute(&self.pool)
+        .grouped(self)
         .await?;
         Ok(done.rows_affected())
     }
@@ -375,7 +376,7 @@ impl Store {
         .bind(next_attempt_at)
         .bind(error)
         .bind(now_ms())
-        .execute(&self.pool)
+        .grouped(self)
         .await?;
         Ok(())
     }

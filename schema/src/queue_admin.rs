@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use crate::db::Store;
+use crate::group::Grouped;
 use crate::error::Result;
 use crate::ids::now_ms;
 use crate::queue::{DeliveryStatus, status_of};
@@ -113,7 +114,7 @@ impl Store {
         )
         .bind(id)
         .bind(now_ms())
-        .execute(&self.pool)
+        .grouped(self)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -132,7 +133,7 @@ impl Store {
         )
         .bind(id)
         .bind(now_ms())
-        .execute(&self.pool)
+        .grouped(self)
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use crate::db::Store;
+use crate::group::Grouped;
 use crate::error::Result;
 use crate::ids::now_ms;
 
@@ -202,7 +203,7 @@ impl Store {
              (SELECT org_id, email_index FROM members WHERE id = $1)",
         )
         .bind(member_id)
-        .execute(&self.pool)
+        .grouped(self)
         .await?;
         Ok(done.rows_affected() > 0)
     }

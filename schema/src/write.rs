@@ -29,19 +29,19 @@ use crate::error::{Result, StoreError};
 
 /// An open write transaction. Dropping it without [`commit`](Self::commit) or
 /// [`rollback`](Self::rollback) closes its connection (the database rolls back).
-pub struct WriteTx {
+pub(crate) struct WriteTx {
     conn: PoolConnection<Any>,
     backend: Backend,
     ended: bool,
 }
 
 impl Store {
-    /// Starts a write transaction.
+    /// Starts a transaction of its own (the batch of [`crate::group`]).
     ///
     /// # Errors
     /// [`StoreError::Database`] if no connection is available or `BEGIN` fails (on
     /// SQLite also when another writer holds the lock past `busy_timeout`).
-    pub async fn begin_write(&self) -> Result<WriteTx> {
+    pub(crate) async fn begin_exclusive(&self) -> Result<WriteTx> {
         let mut conn = self.pool.acquire().await?;
         let begin = match self.backend() {
             Backend::Sqlite => "BEGIN IMMEDIATE",
@@ -66,7 +66,7 @@ impl WriteTx {
     ///
     /// # Errors
     /// [`StoreError::CommitFailed`] with the database's reason.
-    pub async fn commit(mut self) -> Result<()> {
+    pub(crate) async fn commit(mut self) -> Result<()> {
         if self.backend == Backend::Postgres
             && let Err(e) = self.conn.execute("SELECT 1").await
         {
@@ -78,14 +78,6 @@ impl WriteTx {
                 Ok(())
             }
             Err(e) => Err(StoreError::CommitFailed(e.to_string())),
-        }
-    }
-
-    /// Rolls back on purpose (nothing to write after all). The connection is reused
-    /// only if the database confirms the rollback.
-    pub async fn rollback(mut self) {
-        if self.conn.execute("ROLLBACK").await.is_ok() {
-            self.ended = true;
         }
     }
 }
