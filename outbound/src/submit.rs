@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use maskrelay_schema::Store;
-use maskrelay_schema::conversations::{get_or_create_conversation, get_or_create_relay_token};
+use maskrelay_schema::conversations::get_or_create_thread;
 use maskrelay_schema::idempotency::record_idempotent_response;
 use maskrelay_schema::ids::{new_id, now_ms, random_token};
 use maskrelay_schema::members::Member;
@@ -178,14 +178,9 @@ impl Submitter {
             .email
             .as_deref()
             .ok_or_else(|| OutboundError::NoAddress(s.recipient.external_id.clone()))?;
-        let conversation =
-            get_or_create_conversation(tx, &s.org.id, &s.sender.id, &s.recipient.id).await?;
-        let sender_token =
-            get_or_create_relay_token(tx, &conversation.id, &s.sender.id, &s.recipient.id).await?;
-        let recipient_token =
-            get_or_create_relay_token(tx, &conversation.id, &s.recipient.id, &s.sender.id).await?;
-        let sender_relay = format!("{sender_token}@{}", self.relay_domain);
-        let recipient_relay = format!("{recipient_token}@{}", self.relay_domain);
+        let thread = get_or_create_thread(tx, &s.org.id, &s.sender.id, &s.recipient.id).await?;
+        let sender_relay = format!("{}@{}", thread.writer_token, self.relay_domain);
+        let recipient_relay = format!("{}@{}", thread.reader_token, self.relay_domain);
         let mut scrubber =
             Scrubber::new(&self.relay_domain, s.org.settings.remove_foreign_addresses);
         for address in s.sender.addresses() {
@@ -196,7 +191,7 @@ impl Submitter {
         }
         let mut body = s.body.clone();
         body.scrub(&scrubber);
-        let references = thread_references(tx, &conversation.id, MAX_REFERENCES).await?;
+        let references = thread_references(tx, &thread.conversation_id, MAX_REFERENCES).await?;
         let in_reply_to = match s.in_reply_to {
             Some(parent) if references.iter().any(|r| r == parent) => Some(parent.to_owned()),
             _ => references.last().cloned(),
@@ -228,7 +223,7 @@ impl Submitter {
         let new_message = NewMessage {
             id: &message_id,
             org_id: &s.org.id,
-            conversation_id: &conversation.id,
+            conversation_id: &thread.conversation_id,
             sender_id: &s.sender.id,
             recipient_id: &s.recipient.id,
             origin: s.origin,
@@ -244,7 +239,7 @@ impl Submitter {
         )
         .await?;
         let submitted = Submitted {
-            conversation_id: conversation.id,
+            conversation_id: thread.conversation_id,
             message_id,
             delivery_id,
         };

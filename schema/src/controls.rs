@@ -4,8 +4,8 @@
 use sqlx::Row;
 
 use crate::db::Store;
-use crate::group::Grouped;
 use crate::error::Result;
+use crate::group::Grouped;
 use crate::ids::now_ms;
 
 /// Conversations a member started within a window, and when the oldest of them did.

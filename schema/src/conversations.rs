@@ -114,6 +114,73 @@ pub async fn get_or_create_relay_token(
     Ok(row.try_get("token")?)
 }
 
+/// A conversation and the two relay addresses of one direction in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thread {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The token standing for the writer, handed to the reader.
+    pub writer_token: String,
+    /// The token standing for the reader, handed to the writer.
+    pub reader_token: String,
+}
+
+/// Finds, or creates what is missing of, the conversation between `writer` and
+/// `reader` and the relay address standing for each, handed to the other.
+///
+/// Must run inside a transaction. A reply within a conversation finds everything
+/// with one statement; only a first message creates.
+///
+/// # Errors
+/// [`crate::StoreError`] if a query fails.
+pub async fn get_or_create_thread(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    writer: &str,
+    reader: &str,
+) -> Result<Thread> {
+    let (a, b) = if writer <= reader {
+        (writer, reader)
+    } else {
+        (reader, writer)
+    };
+    let row = sqlx::query(
+        "SELECT c.id, \
+           (SELECT token FROM relay_addresses r WHERE r.conversation_id = c.id \
+              AND r.member_id = $4 AND r.issued_to = $5) AS writer_token, \
+           (SELECT token FROM relay_addresses r WHERE r.conversation_id = c.id \
+              AND r.member_id = $5 AND r.issued_to = $4) AS reader_token \
+         FROM conversations c WHERE c.org_id = $1 AND c.member_a = $2 AND c.member_b = $3",
+    )
+    .bind(org_id)
+    .bind(a)
+    .bind(b)
+    .bind(writer)
+    .bind(reader)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = row
+        && let (Some(writer_token), Some(reader_token)) = (
+            row.try_get::<Option<String>, _>("writer_token")?,
+            row.try_get::<Option<String>, _>("reader_token")?,
+        )
+    {
+        return Ok(Thread {
+            conversation_id: row.try_get("id")?,
+            writer_token,
+            reader_token,
+        });
+    }
+    let conversation = get_or_create_conversation(conn, org_id, writer, reader).await?;
+    let writer_token = get_or_create_relay_token(conn, &conversation.id, writer, reader).await?;
+    let reader_token = get_or_create_relay_token(conn, &conversation.id, reader, writer).await?;
+    Ok(Thread {
+        conversation_id: conversation.id,
+        writer_token,
+        reader_token,
+    })
+}
+
 impl Store {
     /// What the relay token maps to, if it is live.
     ///

@@ -5,8 +5,8 @@
 use sqlx::Row;
 
 use crate::db::Store;
-use crate::group::Grouped;
 use crate::error::{Result, StoreError};
+use crate::group::Grouped;
 use crate::ids::now_ms;
 
 const PRIVATE_KEY: &str = "dkim_keys.private_key";

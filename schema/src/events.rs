@@ -5,8 +5,8 @@
 use sqlx::Row;
 
 use crate::db::Store;
-use crate::group::Grouped;
 use crate::error::Result;
+use crate::group::Grouped;
 use crate::ids::{new_id, now_ms};
 
 /// What kind of mail arrived and was not relayed.

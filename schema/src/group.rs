@@ -18,8 +18,8 @@
 //! batch. Nobody is told "durable" unless the `COMMIT` that carried their work
 //! succeeded.
 
-use std::ops::{Deref, DerefMut};
 use std::future::poll_fn;
+use std::ops::{Deref, DerefMut};
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -188,10 +188,14 @@ impl GroupTx {
     /// batch's `COMMIT` failed; then none of this work is stored.
     pub async fn commit(mut self) -> Result<()> {
         let Some(mut slot) = self.held.take() else {
-            return Err(StoreError::CommitFailed("transaction already ended".to_owned()));
+            return Err(StoreError::CommitFailed(
+                "transaction already ended".to_owned(),
+            ));
         };
         let Some(batch) = slot.as_mut() else {
-            return Err(StoreError::CommitFailed("transaction already ended".to_owned()));
+            return Err(StoreError::CommitFailed(
+                "transaction already ended".to_owned(),
+            ));
         };
         if let Err(e) = batch.tx.execute("RELEASE SAVEPOINT grouped").await {
             fail_batch(&mut slot);

@@ -109,7 +109,9 @@ pub struct MemberInput {
 macro_rules! member_columns {
     () => {
         "id, org_id, external_id, status, email_enc, name_enc, attributes_enc, accepts_messages, \
-         created_at, updated_at"
+         created_at, updated_at, \
+         CAST(CASE WHEN EXISTS (SELECT 1 FROM member_addresses a WHERE a.member_id = members.id) \
+              THEN 1 ELSE 0 END AS BIGINT) AS has_other_emails"
     };
 }
 
@@ -226,6 +228,10 @@ impl Store {
             return Ok(None);
         };
         let mut member = self.member_from_row(&row)?;
+        // Most members have one address: their row says so, and the look-up is saved.
+        if row.try_get::<i64, _>("has_other_emails")? == 0 {
+            return Ok(Some(member));
+        }
         let rows = sqlx::query("SELECT email_enc FROM member_addresses WHERE member_id = $1")
             .bind(&member.id)
             .fetch_all(&self.pool)

@@ -4,8 +4,8 @@ use sqlx::Row;
 
 use crate::crypto::sha256;
 use crate::db::Store;
-use crate::group::Grouped;
 use crate::error::Result;
+use crate::group::Grouped;
 use crate::ids::{api_key, new_id, now_ms};
 
 /// An organisation: the owner of a member directory.

@@ -12,8 +12,8 @@
 use sqlx::Row;
 
 use crate::db::{Backend, Store};
-use crate::group::Grouped;
 use crate::error::{Result, StoreError};
+use crate::group::Grouped;
 use crate::ids::now_ms;
 use crate::messages::{CONTENT, RECIPIENT};
 

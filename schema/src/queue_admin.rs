@@ -4,8 +4,8 @@
 use sqlx::Row;
 
 use crate::db::Store;
-use crate::group::Grouped;
 use crate::error::Result;
+use crate::group::Grouped;
 use crate::ids::now_ms;
 use crate::queue::{DeliveryStatus, status_of};
 

@@ -4,8 +4,8 @@
 use sqlx::Row;
 
 use crate::db::Store;
-use crate::group::Grouped;
 use crate::error::Result;
+use crate::group::Grouped;
 use crate::ids::now_ms;
 
 /// Soft bounces (a full mailbox, a suspended account…) that suppress an address when

@@ -22,12 +22,15 @@
 #   PG       a postgres:// URL: also measure maskrelay on PostgreSQL (fresh database)
 #   EXE      a maskrelay binary (default: built here with cargo build --release)
 #   AUTH     1 = sender authentication on (default), 0 = off
+#   PERF     a path: profile maskrelay's runs with `perf record -g` into PATH.sqlite
+#            (PATH.postgres); the profiler's own cost lowers those runs' figures
+#   SKIP_POSTFIX  1 = measure maskrelay only (when profiling; no ratio then)
 # Needs smtp-source, smtp-sink and postfix (Debian's postfix), dnsmasq (dnsmasq-base),
 # python3, curl.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3} N=${N:-5000} S=${S:-20} BYTES=${BYTES:-10240} SETTLE=${SETTLE:-60}
-AUTH=${AUTH:-1} PG=${PG:-} TIMEOUT=${TIMEOUT:-600}
+AUTH=${AUTH:-1} PG=${PG:-} TIMEOUT=${TIMEOUT:-600} PERF=${PERF:-} SKIP_POSTFIX=${SKIP_POSTFIX:-0}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 W=/tmp/maskrelay-bench
 IN=2526 SINK=2527 HTTP=127.0.0.1:2580 DNS=2553
@@ -230,9 +233,14 @@ maskrelay_run() {
     gw=$!
     pids+=($gw)
     until_busy $IN || die "maskrelay did not start: $(tail -3 "$W/mr/serve.log")"
-    local line
+    local line perf=
+    if [[ -n $PERF ]]; then
+        perf record -F 499 -g -p "$gw" -o "$PERF.${db%%:*}" >/dev/null 2>&1 &
+        perf=$!
+    fi
     line=$(measure "maskrelay-${db%%:*}" "$gw" 127.0.0.1:$IN)
     sleep 1 # the last delivery is marked sent just after the sink has it
+    [[ -n $perf ]] && { kill -INT $perf; wait $perf || true; }
     kill -TERM $gw; wait $gw || true
     if [[ $db == sqlite ]]; then
         python3 - "$W/mr/db.sqlite" >"$W/latency" <<'PY'
@@ -252,7 +260,7 @@ out=$W/results
 : >"$out.all"
 say "N=$N S=$S BYTES=$BYTES ROUNDS=$ROUNDS SETTLE=$SETTLE auth=$AUTH; each run waits SETTLE first"
 for ((r = 1; r <= ROUNDS; r++)); do
-    postfix_run | tee -a "$out.all"
+    ((SKIP_POSTFIX)) || postfix_run | tee -a "$out.all"
     maskrelay_run sqlite | tee -a "$out.all"
     [[ -n $PG ]] && maskrelay_run "$PG" | tee -a "$out.all"
 done
