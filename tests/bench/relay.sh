@@ -10,7 +10,8 @@
 # Reports per run: messages/s, peak memory of the relay (proportional set size of all
 # of Postfix's processes; of maskrelay's one), and latency from acceptance to
 # delivery (p50/p99): maskrelay's from its queue (accepted -> marked sent), Postfix's
-# from its log (delay=, arrival -> delivered). Then medians and the ratio.
+# from its log (delay=, arrival -> delivered); for maskrelay also the rate at which
+# replies were accepted (accepted_per_s). Then medians and the ratio.
 #
 # Usage, as root, from the repository:   tests/bench/relay.sh
 # Environment:
@@ -74,9 +75,16 @@ pids+=($!)
 percentiles() {
     python3 - "$1" <<'PY'
 import sys
-v = sorted(float(x) for x in open(sys.argv[1]) if x.strip())
+rows = [line.split() for line in open(sys.argv[1]) if line.strip()]
+v = sorted(float(r[0]) for r in rows)
 q = lambda p: v[min(len(v) - 1, int(p * len(v)))] * 1000 if v else float("nan")
-print(f"p50_ms={q(0.50):.0f} p99_ms={q(0.99):.0f}")
+out = f"p50_ms={q(0.50):.0f} p99_ms={q(0.99):.0f}"
+# maskrelay's rows carry their acceptance time: how fast replies were taken in,
+# apart from how fast they went out.
+accepted = [float(r[1]) for r in rows if len(r) > 1]
+if len(accepted) > 1 and max(accepted) > min(accepted):
+    out += f" accepted_per_s={(len(accepted) - 1) * 1000 / (max(accepted) - min(accepted)):.1f}"
+print(out)
 PY
 }
 
@@ -245,12 +253,13 @@ maskrelay_run() {
     if [[ $db == sqlite ]]; then
         python3 - "$W/mr/db.sqlite" >"$W/latency" <<'PY'
 import sqlite3, sys
-query = "SELECT (updated_at - created_at) / 1000.0 FROM deliveries WHERE status = 'sent'"
-for (seconds,) in sqlite3.connect(sys.argv[1]).execute(query):
-    print(seconds)
+query = ("SELECT (d.updated_at - d.created_at) / 1000.0, d.created_at FROM deliveries d "
+         "JOIN messages m ON m.id = d.message_id WHERE d.status = 'sent' AND m.origin = 'smtp'")
+for (seconds, created) in sqlite3.connect(sys.argv[1]).execute(query):
+    print(seconds, created)
 PY
     else
-        psql "$url" -Atqc "SELECT (updated_at - created_at) / 1000.0 FROM deliveries WHERE status = 'sent'" >"$W/latency"
+        psql "$url" -F ' ' -Atqc "SELECT (d.updated_at - d.created_at) / 1000.0, d.created_at FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.status = 'sent' AND m.origin = 'smtp'" >"$W/latency"
         psql "$db" -qc "DROP DATABASE IF EXISTS maskrelay_bench_$$" >/dev/null
     fi
     echo "$line $(percentiles "$W/latency")"
