@@ -262,6 +262,27 @@ impl GatewayProcess {
         Api::new(self.http_addr, api_key.to_owned())
     }
 
+    /// The operating system's id of the process, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Its resident memory (`VmRSS`), in KiB, read from `/proc`.
+    ///
+    /// # Errors
+    /// If the process is gone or `/proc` cannot be read (not Linux).
+    pub fn resident_kib(&self) -> anyhow::Result<u64> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| anyhow::anyhow!("the gateway process has exited"))?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))
+    }
+
     /// Kills the process with `SIGKILL` (no clean-up of any kind) and reaps it.
     ///
     /// # Errors
