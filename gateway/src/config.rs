@@ -237,7 +237,7 @@ impl Default for OutboundConfig {
             connections_per_domain: 4,
             rate_limit_pause_secs: 60,
             poll_interval_ms: 5000,
-            concurrency: 8,
+            concurrency: 32,
             first_retry_secs: 60,
             give_up_after_hours: 120,
             retention_sweep_secs: 300,

@@ -66,7 +66,7 @@ impl WorkerConfig {
             instance_id: "maskrelay".into(),
             poll_interval: Duration::from_secs(5),
             lease: Duration::from_secs(60),
-            concurrency: 8,
+            concurrency: 32,
             command_timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
             dkim_reload: Duration::from_secs(60),
@@ -135,8 +135,13 @@ pub async fn run(
                         );
                         in_flight.spawn(
                             async move {
-                                ctx.attempt(delivery).await;
+                                let outcome = ctx.attempt(&delivery).await;
+                                // The slot is for talking to the next server: the
+                                // record waits for a grouped commit, and the lease
+                                // and `in_flight` keep the delivery from being
+                                // claimed again meanwhile.
                                 drop(permit);
+                                ctx.record(&delivery, outcome).await;
                             }
                             .instrument(span),
                         );
@@ -225,14 +230,18 @@ impl Context {
         i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX)
     }
 
-    async fn attempt(&self, d: ClaimedDelivery) {
-        let outcome = if d.suppressed {
+    async fn attempt(&self, d: &ClaimedDelivery) -> Outcome {
+        if d.suppressed {
             // The address bounced for good since this was queued: do not send.
             tracing::info!("recipient address suppressed; not sent");
             Outcome::Suppressed
         } else {
-            self.outcome(&d).await
-        };
+            self.outcome(d).await
+        }
+    }
+
+    /// Records how the attempt ended and tells the writer of a failure.
+    async fn record(&self, d: &ClaimedDelivery, outcome: Outcome) {
         outcome
             .record(&self.store, &d.id, &self.shutdown, self.config.lease)
             .await;
