@@ -122,7 +122,8 @@ pub async fn run(
         if free > 0 {
             match ctx.claim(free).await {
                 Ok(batch) => {
-                    claimed_full_batch = i64::try_from(batch.len()).unwrap_or(0) == free;
+                    tracing::debug!(claimed = batch.len(), free, "claimed");
+                    claimed_full_batch = i64::try_from(batch.len()).unwrap_or(0) >= free;
                     for delivery in batch {
                         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
                             break;

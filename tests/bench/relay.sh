@@ -21,17 +21,22 @@
 #            and a queue that deletes thousands of files slows down the next run if
 #            it starts within a minute (see ../shared/bench/README.md)
 #   PG       a postgres:// URL: also measure maskrelay on PostgreSQL (fresh database)
+#   INSTANCES  with PG: how many `maskrelay serve` processes share that database, as
+#            a list: "1 2 3" measures each (default 1); the load is split evenly
+#            over them (N and S divided), and memory is their sum
 #   EXE      a maskrelay binary (default: built here with cargo build --release)
 #   AUTH     1 = sender authentication on (default), 0 = off
 #   PERF     a path: profile maskrelay's runs with `perf record -g` into PATH.sqlite
 #            (PATH.postgres); the profiler's own cost lowers those runs' figures
 #   SKIP_POSTFIX  1 = measure maskrelay only (when profiling; no ratio then)
+#   KEEP     1 = leave the work directory (/tmp/maskrelay-bench: logs, databases)
 # Needs smtp-source, smtp-sink and postfix (Debian's postfix), dnsmasq (dnsmasq-base),
 # python3, curl.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3} N=${N:-5000} S=${S:-20} BYTES=${BYTES:-10240} SETTLE=${SETTLE:-60}
 AUTH=${AUTH:-1} PG=${PG:-} TIMEOUT=${TIMEOUT:-600} PERF=${PERF:-} SKIP_POSTFIX=${SKIP_POSTFIX:-0}
+INSTANCES=${INSTANCES:-1}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 W=/tmp/maskrelay-bench
 IN=2526 SINK=2527 HTTP=127.0.0.1:2580 DNS=2553
@@ -58,11 +63,11 @@ cleanup() {
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     [[ -f $W/pf/etc/main.cf ]] && postfix -c "$W/pf/etc" stop >/dev/null 2>&1 || true
-    rm -rf "$W"
+    ((${KEEP:-0})) || rm -rf "$W"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-cleanup
+rm -rf "$W"
 mkdir -p "$W"
 
 # Bob's domain has SPF for loopback, so maskrelay's sender check runs for real.
@@ -88,25 +93,31 @@ print(out)
 PY
 }
 
-# measure NAME PID TARGET: runs the load against TARGET while PID relays it to the
-# sink (already listening); prints "NAME msgs_per_s=.. peak_pss_kb=..".
+# measure NAME "PID..." "TARGET...": runs the load, split evenly over the TARGETs,
+# while the PIDs relay it to the sink (already listening); prints
+# "NAME msgs_per_s=.. peak_pss_kb=..".
 measure() {
-    local name=$1 relay=$2 target=$3 t0 t1 peak=0 hwm
+    local name=$1 relays=$2 targets=($3) t0 t1 peak=0 hwm r target srcs=()
+    local k=${#targets[@]}
     sleep 600 & local watchdog=$!
     t0=$EPOCHREALTIME
-    smtp-source -m "$N" -s "$S" -d -l "$BYTES" -f "$BOB" -t "$TO" "$target" >"$W/source.out" 2>&1 &
-    local src=$!
+    for target in "${targets[@]}"; do
+        smtp-source -m $((N / k)) -s $((S / k)) -d -l "$BYTES" -f "$BOB" -t "$TO" "$target" \
+            >>"$W/source.out" 2>&1 &
+        srcs+=($!)
+    done
     while kill -0 "$sink" 2>/dev/null; do
-        hwm=$(rss_kb "$relay")
+        hwm=0
+        for r in $relays; do hwm=$((hwm + $(rss_kb "$r"))); done
         ((hwm > peak)) && peak=$hwm
-        kill -0 "$watchdog" 2>/dev/null || { kill "$src" 2>/dev/null; die "$name: timeout"; }
+        kill -0 "$watchdog" 2>/dev/null || { kill "${srcs[@]}" 2>/dev/null; die "$name: timeout"; }
         sleep 0.2
     done
     t1=$EPOCHREALTIME
     kill "$watchdog" 2>/dev/null || true
-    wait "$src" 2>/dev/null || true
+    wait "${srcs[@]}" 2>/dev/null || true
     printf '%s msgs_per_s=%s peak_pss_kb=%s' "$name" \
-        "$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')" "$peak"
+        "$(awk -v n=$((N / k * k)) -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')" "$peak"
 }
 
 # rss_kb PID: memory of PID and every process of its session (Postfix's master and
@@ -123,7 +134,7 @@ rss_kb() {
 
 start_sink() {
     # -M N: it exits when the N-th message has arrived: the finish line.
-    smtp-sink -u nobody -c -M "$N" 127.0.0.1:$SINK 1000 >"$W/sink.out" 2>&1 &
+    smtp-sink -u nobody -c -M $((N / ${1:-1} * ${1:-1})) 127.0.0.1:$SINK 1000 >"$W/sink.out" 2>&1 &
     sink=$!
     pids+=($sink)
     until_busy $SINK || die "smtp-sink did not start"
@@ -199,8 +210,9 @@ EOF
     sleep 1
 }
 
+# maskrelay_run DB [INSTANCES]: DB is sqlite or a postgres:// URL.
 maskrelay_run() {
-    local db=$1 url
+    local db=$1 instances=${2:-1} url
     rm -rf "$W/mr"; mkdir -p "$W/mr"
     if [[ $db == sqlite ]]; then
         url="sqlite://$W/mr/db.sqlite"
@@ -212,7 +224,7 @@ maskrelay_run() {
     export MASKRELAY_DATABASE_URL=$url MASKRELAY_HTTP_LISTEN=$HTTP \
         MASKRELAY_SMTP_LISTEN=127.0.0.1:$IN MASKRELAY_RELAY_DOMAIN=relay.test \
         MASKRELAY_DNS_NAMESERVERS=127.0.0.1:$DNS MASKRELAY_SMTP_MAX_CONNECTIONS_PER_IP=1000 \
-        MASKRELAY_LOG=warn MASKRELAY_SECRET_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+        MASKRELAY_LOG=${LOG:-warn} MASKRELAY_SECRET_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
     [[ $AUTH == 1 ]] && export MASKRELAY_SMTP_AUTHENTICATE_SENDERS=true || export MASKRELAY_SMTP_AUTHENTICATE_SENDERS=false
     # As shipped: two DKIM keys, every message signed twice.
     local key
@@ -236,20 +248,30 @@ maskrelay_run() {
     kill -TERM $gw; wait $gw || true
     [[ -n $TO ]] || die "no relay address was captured"
     ((SETTLE > 0)) && sleep "$SETTLE"
-    start_sink
-    MASKRELAY_OUTBOUND_SMARTHOST=smtp://127.0.0.1:$SINK "$EXE" serve >"$W/mr/serve.log" 2>&1 &
-    gw=$!
-    pids+=($gw)
-    until_busy $IN || die "maskrelay did not start: $(tail -3 "$W/mr/serve.log")"
-    local line perf=
+    start_sink "$instances"
+    # Instance i listens on the base ports + 10 i; each has its own instance id.
+    local gws=() targets=() port
+    for ((i = 0; i < instances; i++)); do
+        port=$((IN + 10 * i))
+        MASKRELAY_OUTBOUND_SMARTHOST=smtp://127.0.0.1:$SINK MASKRELAY_INSTANCE_ID=bench-$i \
+            MASKRELAY_SMTP_LISTEN=127.0.0.1:$port \
+            MASKRELAY_HTTP_LISTEN=127.0.0.1:$((${HTTP##*:} + 10 * i)) \
+            "$EXE" serve >"$W/mr/serve.$i.log" 2>&1 &
+        gws+=($!)
+        pids+=($!)
+        targets+=(127.0.0.1:$port)
+        until_busy $port || die "maskrelay did not start: $(tail -3 "$W/mr/serve.$i.log")"
+    done
+    local line perf= name=maskrelay-${db%%:*}
+    ((instances > 1)) && name+=-x$instances
     if [[ -n $PERF ]]; then
-        perf record -F 499 -g -p "$gw" -o "$PERF.${db%%:*}" >/dev/null 2>&1 &
+        perf record -F 499 -g -p "${gws[0]}" -o "$PERF.${db%%:*}" >/dev/null 2>&1 &
         perf=$!
     fi
-    line=$(measure "maskrelay-${db%%:*}" "$gw" 127.0.0.1:$IN)
+    line=$(measure "$name" "${gws[*]}" "${targets[*]}")
     sleep 1 # the last delivery is marked sent just after the sink has it
     [[ -n $perf ]] && { kill -INT $perf; wait $perf || true; }
-    kill -TERM $gw; wait $gw || true
+    kill -TERM "${gws[@]}"; wait "${gws[@]}" || true
     if [[ $db == sqlite ]]; then
         python3 - "$W/mr/db.sqlite" >"$W/latency" <<'PY'
 import sqlite3, sys
@@ -260,7 +282,7 @@ for (seconds, created) in sqlite3.connect(sys.argv[1]).execute(query):
 PY
     else
         psql "$url" -F ' ' -Atqc "SELECT (d.updated_at - d.created_at) / 1000.0, d.created_at FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.status = 'sent' AND m.origin = 'smtp'" >"$W/latency"
-        psql "$db" -qc "DROP DATABASE IF EXISTS maskrelay_bench_$$" >/dev/null
+        ((${KEEP:-0})) || psql "$db" -qc "DROP DATABASE IF EXISTS maskrelay_bench_$$" >/dev/null
     fi
     echo "$line $(percentiles "$W/latency")"
 }
@@ -271,7 +293,9 @@ say "N=$N S=$S BYTES=$BYTES ROUNDS=$ROUNDS SETTLE=$SETTLE auth=$AUTH; each run w
 for ((r = 1; r <= ROUNDS; r++)); do
     ((SKIP_POSTFIX)) || postfix_run | tee -a "$out.all"
     maskrelay_run sqlite | tee -a "$out.all"
-    [[ -n $PG ]] && maskrelay_run "$PG" | tee -a "$out.all"
+    if [[ -n $PG ]]; then
+        for k in $INSTANCES; do maskrelay_run "$PG" "$k" | tee -a "$out.all"; done
+    fi
 done
 python3 - "$out.all" <<'PY'
 import re, statistics, sys
