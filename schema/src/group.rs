@@ -11,8 +11,9 @@
 //! has added their work. So under load one commit serves many callers, and alone a
 //! caller waits for nothing but its own commit.
 //!
-//! A caller's failure undoes only its own work (`ROLLBACK TO` its savepoint); if even
-//! that fails (the database rolled the whole transaction back by itself, as SQLite
+//! A caller's failure undoes only its own work (`ROLLBACK TO` its savepoint); a
+//! single statement run through [`Grouped`] has no savepoint (it would triple its
+//! round trips), so its failure fails the batch. If even the rollback fails (the database rolled the whole transaction back by itself, as SQLite
 //! does on a full disk), the batch is dropped with its connection and every caller in
 //! it is told its write failed. A failed `COMMIT` likewise fails every caller of the
 //! batch. Nobody is told "durable" unless the `COMMIT` that carried their work
@@ -133,6 +134,10 @@ async fn commit_batches(open: Weak<Mutex<Slot>>, ready: Arc<Notify>) {
 pub struct GroupTx {
     held: Option<OwnedMutexGuard<Slot>>,
     ready: Arc<Notify>,
+    /// Whether this work has a savepoint of its own. A single statement does not
+    /// need one: `SAVEPOINT` and `RELEASE` would triple its round trips to the
+    /// database; if it fails, the batch fails with it.
+    savepoint: bool,
 }
 
 impl Store {
@@ -143,6 +148,15 @@ impl Store {
     /// SQLite also when a writer outside this store holds the lock past
     /// `busy_timeout`).
     pub async fn begin_write(&self) -> Result<GroupTx> {
+        self.join_batch(true).await
+    }
+
+    /// A share of the batch for one statement, without a savepoint of its own.
+    pub(crate) async fn begin_single(&self) -> Result<GroupTx> {
+        self.join_batch(false).await
+    }
+
+    async fn join_batch(&self, savepoint: bool) -> Result<GroupTx> {
         let mut slot = self.group.lock().await;
         if slot.is_none() {
             *slot = Some(Batch {
@@ -153,13 +167,14 @@ impl Store {
         let Some(batch) = slot.as_mut() else {
             return Err(StoreError::CommitFailed("no open transaction".to_owned()));
         };
-        if let Err(e) = batch.tx.execute("SAVEPOINT grouped").await {
+        if savepoint && let Err(e) = batch.tx.execute("SAVEPOINT grouped").await {
             fail_batch(&mut slot);
             return Err(e.into());
         }
         Ok(GroupTx {
             held: Some(slot),
             ready: self.group.ready.clone(),
+            savepoint,
         })
     }
 }
@@ -197,7 +212,9 @@ impl GroupTx {
                 "transaction already ended".to_owned(),
             ));
         };
-        if let Err(e) = batch.tx.execute("RELEASE SAVEPOINT grouped").await {
+        if self.savepoint
+            && let Err(e) = batch.tx.execute("RELEASE SAVEPOINT grouped").await
+        {
             fail_batch(&mut slot);
             return Err(StoreError::CommitFailed(e.to_string()));
         }
@@ -218,19 +235,20 @@ impl GroupTx {
     /// batch stays.
     pub async fn rollback(mut self) {
         if let Some(slot) = self.held.take() {
-            undo(slot, &self.ready).await;
+            undo(slot, &self.ready, self.savepoint).await;
         }
     }
 }
 
-/// Rolls back one caller's savepoint, or fails the batch if it cannot, and lets the
-/// committer end a batch that may now hold nobody's work.
-async fn undo(mut slot: OwnedMutexGuard<Slot>, ready: &Notify) {
+/// Rolls back one caller's savepoint, or fails the batch if it cannot (or there is
+/// none), and lets the committer end a batch that may now hold nobody's work.
+async fn undo(mut slot: OwnedMutexGuard<Slot>, ready: &Notify, savepoint: bool) {
     if let Some(batch) = slot.as_mut() {
-        let undone = match batch.tx.execute("ROLLBACK TO SAVEPOINT grouped").await {
-            Ok(_) => batch.tx.execute("RELEASE SAVEPOINT grouped").await.is_ok(),
-            Err(_) => false,
-        };
+        let undone = savepoint
+            && match batch.tx.execute("ROLLBACK TO SAVEPOINT grouped").await {
+                Ok(_) => batch.tx.execute("RELEASE SAVEPOINT grouped").await.is_ok(),
+                Err(_) => false,
+            };
         if !undone {
             fail_batch(&mut slot);
         }
@@ -270,8 +288,8 @@ impl Drop for GroupTx {
         // others, keeping the lock until that is done.
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                let ready = self.ready.clone();
-                runtime.spawn(async move { undo(slot, &ready).await });
+                let (ready, savepoint) = (self.ready.clone(), self.savepoint);
+                runtime.spawn(async move { undo(slot, &ready, savepoint).await });
             }
             Err(_) => {
                 fail_batch(&mut slot);
@@ -281,7 +299,8 @@ impl Drop for GroupTx {
     }
 }
 
-/// A single statement run as a grouped write of its own.
+/// A single statement run as a grouped write of its own (without a savepoint: if
+/// it fails, so does its batch).
 pub(crate) trait Grouped {
     /// Executes it in the batch and waits for the batch's commit.
     async fn grouped(self, store: &Store) -> Result<AnyQueryResult>;
@@ -291,7 +310,7 @@ pub(crate) trait Grouped {
 
 impl<'q> Grouped for Query<'q, Any, AnyArguments> {
     async fn grouped(self, store: &Store) -> Result<AnyQueryResult> {
-        let mut tx = store.begin_write().await?;
+        let mut tx = store.begin_single().await?;
         match self.execute(&mut *tx).await {
             Ok(done) => {
                 tx.commit().await?;
@@ -305,7 +324,7 @@ impl<'q> Grouped for Query<'q, Any, AnyArguments> {
     }
 
     async fn grouped_rows(self, store: &Store) -> Result<Vec<AnyRow>> {
-        let mut tx = store.begin_write().await?;
+        let mut tx = store.begin_single().await?;
         match self.fetch_all(&mut *tx).await {
             Ok(rows) => {
                 tx.commit().await?;
