@@ -5,11 +5,11 @@
 use maskrelay_outbound::policy::{Attempt, Refusal, may_write};
 use maskrelay_outbound::{Submission, Submitter};
 use maskrelay_schema::Store;
-use maskrelay_schema::conversations::RelayAddress;
 use maskrelay_schema::ids::is_relay_token;
 use maskrelay_schema::members::Member;
 use maskrelay_schema::messages::Origin;
 use maskrelay_schema::orgs::Org;
+use maskrelay_schema::routing::Route;
 
 use maskrelay_schema::events::InboundKind;
 use maskrelay_schema::ids::now_ms;
@@ -36,8 +36,8 @@ pub struct Router {
 /// An accepted `RCPT TO`.
 #[derive(Debug, Clone)]
 pub enum Recipient {
-    /// A relay address: a reply for a member.
-    Relay(RelayAddress),
+    /// A relay address: a reply for a member, with everything needed to route it.
+    Relay(Box<Route>),
     /// A VERP address with a valid MAC: a bounce of the named delivery.
     Bounce(String),
 }
@@ -49,8 +49,8 @@ pub struct Transaction<'a> {
     pub client: Client<'a>,
     /// The envelope sender; empty for the null sender.
     pub mail_from: &'a str,
-    /// The accepted relay addresses.
-    pub recipients: &'a [RelayAddress],
+    /// The accepted relay addresses, with their routes.
+    pub recipients: &'a [Route],
     /// The deliveries named by the accepted VERP addresses.
     pub bounces: &'a [String],
 }
@@ -112,8 +112,8 @@ impl Router {
         if !is_relay_token(&token) {
             return Err(reply::NO_SUCH_ADDRESS);
         }
-        match self.store.relay_address(&token).await {
-            Ok(Some(relay)) => Ok(Recipient::Relay(relay)),
+        match self.store.route(&token).await {
+            Ok(Some(route)) => Ok(Recipient::Relay(Box::new(route))),
             Ok(None) => Err(reply::NO_SUCH_ADDRESS),
             Err(e) => {
                 tracing::error!(error = %e, "relay address look-up failed");
@@ -146,7 +146,7 @@ impl Router {
             );
             return Err(reply::LOOP);
         }
-        let legs = self.legs(tx.recipients).await?;
+        let legs = Self::legs(tx.recipients)?;
         match self.not_to_relay(&message, &legs) {
             Some(InboundKind::Complaint) => {
                 return Ok(self.member_complaint(tx, &message, raw, legs).await);
@@ -302,20 +302,24 @@ impl Router {
         self.record(&others, InboundKind::Complaint).await
     }
 
-    /// The organisation and members behind each accepted recipient.
-    async fn legs(&self, recipients: &[RelayAddress]) -> Result<Vec<Leg>, Reply> {
-        let mut legs = Vec::with_capacity(recipients.len());
-        for relay in recipients {
-            match self.leg(relay).await {
-                Ok(Some(leg)) => legs.push(leg),
-                Ok(None) => return Err(reply::RECIPIENT_GONE),
-                Err(e) => {
-                    tracing::error!(conversation_id = %relay.conversation_id, error = %e, "look-up failed");
-                    return Err(reply::TRY_LATER);
+    /// The organisation and members behind each accepted recipient (read when it was
+    /// accepted); refused if a member can no longer be reached.
+    fn legs(recipients: &[Route]) -> Result<Vec<Leg>, Reply> {
+        recipients
+            .iter()
+            .map(|route| {
+                if route.writer.email.is_none() || route.reader.email.is_none() {
+                    tracing::info!(conversation_id = %route.relay.conversation_id, "reply refused: a member was erased");
+                    return Err(reply::RECIPIENT_GONE);
                 }
-            }
-        }
-        Ok(legs)
+                Ok(Leg {
+                    org: route.org.clone(),
+                    writer: route.writer.clone(),
+                    reader: route.reader.clone(),
+                    conversation_id: route.relay.conversation_id.clone(),
+                })
+            })
+            .collect()
     }
 
     /// The legs the writer may use: every recipient must be a relay address given to
@@ -447,26 +451,5 @@ impl Router {
         } else {
             Writer::Stranger
         }
-    }
-
-    /// The organisation and members behind a relay address; `None` if either member
-    /// can no longer be reached.
-    async fn leg(&self, relay: &RelayAddress) -> Result<Option<Leg>, maskrelay_schema::StoreError> {
-        let (Some(org), Some(writer), Some(reader)) = (
-            self.store.org(&relay.org_id).await?,
-            self.store.member(&relay.issued_to).await?,
-            self.store.member(&relay.member_id).await?,
-        ) else {
-            return Ok(None);
-        };
-        if writer.email.is_none() || reader.email.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(Leg {
-            org,
-            writer,
-            reader,
-            conversation_id: relay.conversation_id.clone(),
-        }))
     }
 }

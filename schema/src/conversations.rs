@@ -6,7 +6,6 @@
 
 use sqlx::{AnyConnection, Row};
 
-use crate::db::Store;
 use crate::error::Result;
 use crate::ids::{new_id, now_ms, relay_token};
 
@@ -179,31 +178,4 @@ pub async fn get_or_create_thread(
         writer_token,
         reader_token,
     })
-}
-
-impl Store {
-    /// What the relay token maps to, if it is live.
-    ///
-    /// # Errors
-    /// [`crate::StoreError`] if the query fails.
-    pub async fn relay_address(&self, token: &str) -> Result<Option<RelayAddress>> {
-        let row = sqlx::query(
-            "SELECT r.token, r.conversation_id, c.org_id, r.member_id, r.issued_to \
-             FROM relay_addresses r JOIN conversations c ON c.id = r.conversation_id \
-             WHERE r.token = $1",
-        )
-        .bind(token)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| -> Result<RelayAddress> {
-            Ok(RelayAddress {
-                token: r.try_get("token")?,
-                conversation_id: r.try_get("conversation_id")?,
-                org_id: r.try_get("org_id")?,
-                member_id: r.try_get("member_id")?,
-                issued_to: r.try_get("issued_to")?,
-            })
-        })
-        .transpose()
-    }
 }

@@ -12,6 +12,7 @@
 //! - [`orgs`], [`members`]: the directory.
 //! - [`controls`]: blocks, opting out of member messages, conversation limits.
 //! - [`conversations`]: conversations and the relay addresses that stand for members.
+//! - [`routing`]: everything a reply to a relay address needs, in one read.
 //! - [`messages`]: relayed messages and their queued delivery, stored in one transaction.
 //! - [`metadata`]: conversations and messages as admins may see them (no content).
 //! - [`queue`]: claiming due deliveries under a lease and recording outcomes.
@@ -41,6 +42,7 @@ pub mod metadata;
 pub mod orgs;
 pub mod queue;
 pub mod queue_admin;
+pub mod routing;
 pub mod suppressions;
 pub mod write;
 

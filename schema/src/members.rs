@@ -115,6 +115,60 @@ macro_rules! member_columns {
     };
 }
 
+/// [`member_columns!`] of the members table aliased `$t`, each named `$t_column`.
+macro_rules! member_columns_as {
+    ($t:literal) => {
+        concat!(
+            $t,
+            ".id AS ",
+            $t,
+            "_id, ",
+            $t,
+            ".org_id AS ",
+            $t,
+            "_org_id, ",
+            $t,
+            ".external_id AS ",
+            $t,
+            "_external_id, ",
+            $t,
+            ".status AS ",
+            $t,
+            "_status, ",
+            $t,
+            ".email_enc AS ",
+            $t,
+            "_email_enc, ",
+            $t,
+            ".name_enc AS ",
+            $t,
+            "_name_enc, ",
+            $t,
+            ".attributes_enc AS ",
+            $t,
+            "_attributes_enc, ",
+            $t,
+            ".accepts_messages AS ",
+            $t,
+            "_accepts_messages, ",
+            $t,
+            ".created_at AS ",
+            $t,
+            "_created_at, ",
+            $t,
+            ".updated_at AS ",
+            $t,
+            "_updated_at, ",
+            "CAST(CASE WHEN EXISTS (SELECT 1 FROM member_addresses a WHERE a.member_id = ",
+            $t,
+            ".id) THEN 1 ELSE 0 END AS BIGINT) AS ",
+            $t,
+            "_has_other_emails"
+        )
+    };
+}
+pub(crate) use member_columns_as;
+
 impl Store {
     /// Creates or replaces the member with the directory id `external_id`.
     /// Returns the member and whether it was newly created.
@@ -227,10 +281,16 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        let mut member = self.member_from_row(&row)?;
+        self.member_at(&row, "").await.map(Some)
+    }
+
+    /// The member in the columns of `row` whose names start with `prefix`, with
+    /// their other addresses.
+    pub(crate) async fn member_at(&self, row: &AnyRow, prefix: &str) -> Result<Member> {
+        let mut member = self.member_from_row(row, prefix)?;
         // Most members have one address: their row says so, and the look-up is saved.
-        if row.try_get::<i64, _>("has_other_emails")? == 0 {
-            return Ok(Some(member));
+        if row.try_get::<i64, _>(format!("{prefix}has_other_emails").as_str())? == 0 {
+            return Ok(member);
         }
         let rows = sqlx::query("SELECT email_enc FROM member_addresses WHERE member_id = $1")
             .bind(&member.id)
@@ -243,7 +303,7 @@ impl Store {
                 .push(self.crypto.decrypt_text(OTHER_EMAIL, &enc)?);
         }
         member.other_emails.sort();
-        Ok(Some(member))
+        Ok(member)
     }
 
     /// Erases a member's personal data. Their relay addresses are deleted, so mail to
@@ -296,16 +356,17 @@ impl Store {
         Ok(true)
     }
 
-    fn member_from_row(&self, row: &AnyRow) -> Result<Member> {
+    pub(crate) fn member_from_row(&self, row: &AnyRow, prefix: &str) -> Result<Member> {
+        let col = |name: &str| format!("{prefix}{name}");
         let c = &self.crypto;
-        let status: String = row.try_get("status")?;
+        let status: String = row.try_get(col("status").as_str())?;
         let status = MemberStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
             table: "members",
             detail: format!("unknown status {status:?}"),
         })?;
-        let email: Option<Vec<u8>> = row.try_get("email_enc")?;
-        let name: Option<Vec<u8>> = row.try_get("name_enc")?;
-        let attrs: Option<Vec<u8>> = row.try_get("attributes_enc")?;
+        let email: Option<Vec<u8>> = row.try_get(col("email_enc").as_str())?;
+        let name: Option<Vec<u8>> = row.try_get(col("name_enc").as_str())?;
+        let attrs: Option<Vec<u8>> = row.try_get(col("attributes_enc").as_str())?;
         let attributes = match attrs {
             Some(a) => serde_json::from_slice(&c.decrypt(ATTRIBUTES, &a)?).map_err(|e| {
                 StoreError::Corrupt {
@@ -316,17 +377,17 @@ impl Store {
             None => serde_json::Value::Object(Default::default()),
         };
         Ok(Member {
-            id: row.try_get("id")?,
-            org_id: row.try_get("org_id")?,
-            external_id: row.try_get("external_id")?,
+            id: row.try_get(col("id").as_str())?,
+            org_id: row.try_get(col("org_id").as_str())?,
+            external_id: row.try_get(col("external_id").as_str())?,
             status,
             email: email.map(|e| c.decrypt_text(EMAIL, &e)).transpose()?,
             other_emails: Vec::new(),
-            accepts_messages: row.try_get::<i64, _>("accepts_messages")? != 0,
+            accepts_messages: row.try_get::<i64, _>(col("accepts_messages").as_str())? != 0,
             name: name.map(|n| c.decrypt_text(NAME, &n)).transpose()?,
             attributes,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
+            created_at: row.try_get(col("created_at").as_str())?,
+            updated_at: row.try_get(col("updated_at").as_str())?,
         })
     }
 }

@@ -64,6 +64,51 @@ macro_rules! org_columns {
     };
 }
 
+/// [`org_columns!`] of the organisations table aliased `$t`, each named `$t_column`.
+macro_rules! org_columns_as {
+    ($t:literal) => {
+        concat!(
+            $t,
+            ".id AS ",
+            $t,
+            "_id, ",
+            $t,
+            ".name AS ",
+            $t,
+            "_name, ",
+            $t,
+            ".remove_foreign_addresses AS ",
+            $t,
+            "_remove_foreign_addresses, ",
+            $t,
+            ".relay_auto_replies AS ",
+            $t,
+            "_relay_auto_replies, ",
+            $t,
+            ".retention_days AS ",
+            $t,
+            "_retention_days, ",
+            $t,
+            ".accept_unauthenticated AS ",
+            $t,
+            "_accept_unauthenticated, ",
+            $t,
+            ".member_messaging AS ",
+            $t,
+            "_member_messaging, ",
+            $t,
+            ".new_conversations_per_hour AS ",
+            $t,
+            "_new_conversations_per_hour, ",
+            $t,
+            ".new_conversations_per_day AS ",
+            $t,
+            "_new_conversations_per_day"
+        )
+    };
+}
+pub(crate) use org_columns_as;
+
 impl Store {
     /// Creates an organisation and returns it with its new API key.
     ///
@@ -147,17 +192,27 @@ impl Store {
 }
 
 fn org_from_row(row: &sqlx::any::AnyRow) -> Result<Org> {
+    org_at(row, "")
+}
+
+/// The organisation in the columns of `row` whose names start with `prefix`.
+pub(crate) fn org_at(row: &sqlx::any::AnyRow, prefix: &str) -> Result<Org> {
+    let col = |name: &str| format!("{prefix}{name}");
     Ok(Org {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
+        id: row.try_get(col("id").as_str())?,
+        name: row.try_get(col("name").as_str())?,
         settings: OrgSettings {
-            remove_foreign_addresses: row.try_get::<i64, _>("remove_foreign_addresses")? != 0,
-            relay_auto_replies: row.try_get::<i64, _>("relay_auto_replies")? != 0,
-            retention_days: row.try_get("retention_days")?,
-            accept_unauthenticated: row.try_get::<i64, _>("accept_unauthenticated")? != 0,
-            member_messaging: row.try_get::<i64, _>("member_messaging")? != 0,
-            new_conversations_per_hour: row.try_get("new_conversations_per_hour")?,
-            new_conversations_per_day: row.try_get("new_conversations_per_day")?,
+            remove_foreign_addresses: row
+                .try_get::<i64, _>(col("remove_foreign_addresses").as_str())?
+                != 0,
+            relay_auto_replies: row.try_get::<i64, _>(col("relay_auto_replies").as_str())? != 0,
+            retention_days: row.try_get(col("retention_days").as_str())?,
+            accept_unauthenticated: row
+                .try_get::<i64, _>(col("accept_unauthenticated").as_str())?
+                != 0,
+            member_messaging: row.try_get::<i64, _>(col("member_messaging").as_str())? != 0,
+            new_conversations_per_hour: row.try_get(col("new_conversations_per_hour").as_str())?,
+            new_conversations_per_day: row.try_get(col("new_conversations_per_day").as_str())?,
         },
     })
 }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use maskrelay_schema::conversations::RelayAddress;
+use maskrelay_schema::routing::Route;
 use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver, RequestReceiver};
 use smtp_proto::{Error as ProtoError, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -48,7 +48,7 @@ enum State {
 #[derive(Default)]
 struct Envelope {
     mail_from: Option<String>,
-    recipients: Vec<RelayAddress>,
+    recipients: Vec<Route>,
     /// Deliveries named by VERP addresses (bounces coming back).
     bounces: Vec<String>,
 }

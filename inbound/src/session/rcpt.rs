@@ -30,9 +30,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                     .envelope
                     .recipients
                     .iter()
-                    .any(|r| r.token == relay.token)
+                    .any(|r| r.relay.token == relay.relay.token)
                 {
-                    self.envelope.recipients.push(relay);
+                    self.envelope.recipients.push(*relay);
                 }
                 self.say(&reply::RECIPIENT_OK)
             }

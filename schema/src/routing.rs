@@ -1,0 +1,66 @@
+//! Everything a reply to a relay address needs, read with one statement: the
+//! address, its conversation and organisation, and both members.
+//!
+//! A reply used to cost five reads (address, organisation, two members, each
+//! member's other addresses); each is a round trip to the database's thread.
+
+use sqlx::Row;
+
+use crate::conversations::RelayAddress;
+use crate::db::Store;
+use crate::error::Result;
+use crate::members::{Member, member_columns_as};
+use crate::orgs::{Org, org_at, org_columns_as};
+
+/// Where mail to a relay address goes, and who may send it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// The address.
+    pub relay: RelayAddress,
+    /// The organisation of its conversation.
+    pub org: Org,
+    /// The member it was handed to: the only one who may write to it.
+    pub writer: Member,
+    /// The member it stands for: who mail to it reaches.
+    pub reader: Member,
+}
+
+impl Store {
+    /// The route behind a relay token, if the token is live.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if the query or decryption fails.
+    pub async fn route(&self, token: &str) -> Result<Option<Route>> {
+        let row = sqlx::query(concat!(
+            "SELECT r.token, r.conversation_id, c.org_id, r.member_id, r.issued_to, ",
+            org_columns_as!("o"),
+            ", ",
+            member_columns_as!("w"),
+            ", ",
+            member_columns_as!("m"),
+            " FROM relay_addresses r JOIN conversations c ON c.id = r.conversation_id \
+              JOIN organisations o ON o.id = c.org_id \
+              JOIN members w ON w.id = r.issued_to \
+              JOIN members m ON m.id = r.member_id \
+             WHERE r.token = $1"
+        ))
+        .bind(token)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Route {
+            relay: RelayAddress {
+                token: row.try_get("token")?,
+                conversation_id: row.try_get("conversation_id")?,
+                org_id: row.try_get("org_id")?,
+                member_id: row.try_get("member_id")?,
+                issued_to: row.try_get("issued_to")?,
+            },
+            org: org_at(&row, "o_")?,
+            writer: self.member_at(&row, "w_").await?,
+            reader: self.member_at(&row, "m_").await?,
+        }))
+    }
+}
