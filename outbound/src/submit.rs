@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use maskrelay_schema::Store;
-use maskrelay_schema::conversations::get_or_create_thread;
+use maskrelay_schema::conversations::{Thread, get_or_create_thread};
 use maskrelay_schema::idempotency::record_idempotent_response;
 use maskrelay_schema::ids::{new_id, now_ms, random_token};
 use maskrelay_schema::members::Member;
@@ -78,6 +78,14 @@ pub struct Submitted {
     pub delivery_id: String,
 }
 
+/// A message composed for its reader, before it is stored.
+struct Composed {
+    thread: Thread,
+    message_id: String,
+    rfc_message_id: String,
+    content: Vec<u8>,
+}
+
 /// Queues messages for delivery and wakes the worker.
 #[derive(Clone)]
 pub struct Submitter {
@@ -137,10 +145,23 @@ impl Submitter {
         &self,
         all: &[Submission<'_>],
     ) -> Result<Vec<Submitted>, OutboundError> {
+        // Composed before joining the batch where the conversation exists (a reply),
+        // so that writers wait for each other's inserts only, not their composing.
+        let mut composed = Vec::with_capacity(all.len());
+        for s in all {
+            let existing = self
+                .store
+                .existing_thread(&s.org.id, &s.sender.id, &s.recipient.id, MAX_REFERENCES)
+                .await?;
+            composed.push(match existing {
+                Some((thread, references)) => Some(self.compose_for(s, thread, &references)?),
+                None => None,
+            });
+        }
         let mut tx = self.store.begin_write().await?;
         let mut done = Vec::with_capacity(all.len());
-        for s in all {
-            done.push(self.submit_in(&mut tx, s).await?);
+        for (s, composed) in all.iter().zip(composed) {
+            done.push(self.submit_in(&mut tx, s, composed).await?);
         }
         tx.commit().await?;
         for submitted in &done {
@@ -168,58 +189,34 @@ impl Submitter {
         Ok(queued)
     }
 
+    /// Stores one message, composing it here if it was not composed before (the
+    /// first message of a conversation, which this transaction creates).
     async fn submit_in(
         &self,
         tx: &mut sqlx::AnyConnection,
         s: &Submission<'_>,
+        composed: Option<Composed>,
     ) -> Result<Submitted, OutboundError> {
         let recipient_address = s
             .recipient
             .email
             .as_deref()
             .ok_or_else(|| OutboundError::NoAddress(s.recipient.external_id.clone()))?;
-        let thread = get_or_create_thread(tx, &s.org.id, &s.sender.id, &s.recipient.id).await?;
-        let sender_relay = format!("{}@{}", thread.writer_token, self.relay_domain);
-        let recipient_relay = format!("{}@{}", thread.reader_token, self.relay_domain);
-        let mut scrubber =
-            Scrubber::new(&self.relay_domain, s.org.settings.remove_foreign_addresses);
-        for address in s.sender.addresses() {
-            scrubber.replace(address, &sender_relay);
-        }
-        for address in s.recipient.addresses() {
-            scrubber.replace(address, &recipient_relay);
-        }
-        let mut body = s.body.clone();
-        body.scrub(&scrubber);
-        let references = thread_references(tx, &thread.conversation_id, MAX_REFERENCES).await?;
-        let in_reply_to = match s.in_reply_to {
-            Some(parent) if references.iter().any(|r| r == parent) => Some(parent.to_owned()),
-            _ => references.last().cloned(),
+        let Composed {
+            thread,
+            message_id,
+            rfc_message_id,
+            content,
+        } = match composed {
+            Some(composed) => composed,
+            None => {
+                let thread =
+                    get_or_create_thread(tx, &s.org.id, &s.sender.id, &s.recipient.id).await?;
+                let references =
+                    thread_references(tx, &thread.conversation_id, MAX_REFERENCES).await?;
+                self.compose_for(s, thread, &references)?
+            }
         };
-        let message_id = new_id();
-        let rfc_message_id = format!("{}@{}", random_token(24)?, self.relay_domain);
-        let block = self.link(&format!(
-            "block.{}.{}.{}",
-            s.org.id, s.recipient.id, s.sender.id
-        ));
-        let stop = self.link(&format!("stop.{}.{}", s.org.id, s.recipient.id));
-        let content = compose(&Draft {
-            sender_name: s.sender.name.as_deref().unwrap_or("A member"),
-            sender_relay_address: &sender_relay,
-            org_name: &s.org.name,
-            recipient_name: s.recipient.name.as_deref().unwrap_or(""),
-            recipient_relay_address: &recipient_relay,
-            message_id: &rfc_message_id,
-            in_reply_to: in_reply_to.as_deref(),
-            references: &references,
-            date: now_ms() / 1000,
-            relay_domain: &self.relay_domain,
-            body: &body,
-            links: Some(FooterLinks {
-                block: &block,
-                stop: &stop,
-            }),
-        })?;
         let new_message = NewMessage {
             id: &message_id,
             org_id: &s.org.id,
@@ -256,5 +253,61 @@ impl Submitter {
                 })?;
         }
         Ok(submitted)
+    }
+
+    /// The message as the reader will get it: both members' addresses replaced by
+    /// the relay addresses of `thread`, threaded under `references`.
+    fn compose_for(
+        &self,
+        s: &Submission<'_>,
+        thread: Thread,
+        references: &[String],
+    ) -> Result<Composed, OutboundError> {
+        let sender_relay = format!("{}@{}", thread.writer_token, self.relay_domain);
+        let recipient_relay = format!("{}@{}", thread.reader_token, self.relay_domain);
+        let mut scrubber =
+            Scrubber::new(&self.relay_domain, s.org.settings.remove_foreign_addresses);
+        for address in s.sender.addresses() {
+            scrubber.replace(address, &sender_relay);
+        }
+        for address in s.recipient.addresses() {
+            scrubber.replace(address, &recipient_relay);
+        }
+        let mut body = s.body.clone();
+        body.scrub(&scrubber);
+        let in_reply_to = match s.in_reply_to {
+            Some(parent) if references.iter().any(|r| r == parent) => Some(parent.to_owned()),
+            _ => references.last().cloned(),
+        };
+        let message_id = new_id();
+        let rfc_message_id = format!("{}@{}", random_token(24)?, self.relay_domain);
+        let block = self.link(&format!(
+            "block.{}.{}.{}",
+            s.org.id, s.recipient.id, s.sender.id
+        ));
+        let stop = self.link(&format!("stop.{}.{}", s.org.id, s.recipient.id));
+        let content = compose(&Draft {
+            sender_name: s.sender.name.as_deref().unwrap_or("A member"),
+            sender_relay_address: &sender_relay,
+            org_name: &s.org.name,
+            recipient_name: s.recipient.name.as_deref().unwrap_or(""),
+            recipient_relay_address: &recipient_relay,
+            message_id: &rfc_message_id,
+            in_reply_to: in_reply_to.as_deref(),
+            references,
+            date: now_ms() / 1000,
+            relay_domain: &self.relay_domain,
+            body: &body,
+            links: Some(FooterLinks {
+                block: &block,
+                stop: &stop,
+            }),
+        })?;
+        Ok(Composed {
+            thread,
+            message_id,
+            rfc_message_id,
+            content,
+        })
     }
 }

@@ -6,8 +6,10 @@
 
 use sqlx::{AnyConnection, Row};
 
+use crate::db::Store;
 use crate::error::Result;
 use crate::ids::{new_id, now_ms, relay_token};
+use crate::messages::thread_references;
 
 /// A conversation between two members of one organisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +140,30 @@ pub async fn get_or_create_thread(
     writer: &str,
     reader: &str,
 ) -> Result<Thread> {
+    if let Some(thread) = find_thread(conn, org_id, writer, reader).await? {
+        return Ok(thread);
+    }
+    let conversation = get_or_create_conversation(conn, org_id, writer, reader).await?;
+    let writer_token = get_or_create_relay_token(conn, &conversation.id, writer, reader).await?;
+    let reader_token = get_or_create_relay_token(conn, &conversation.id, reader, writer).await?;
+    Ok(Thread {
+        conversation_id: conversation.id,
+        writer_token,
+        reader_token,
+    })
+}
+
+/// The conversation between `writer` and `reader` with both relay addresses, if all
+/// of it exists.
+///
+/// # Errors
+/// [`crate::StoreError`] if the query fails.
+pub async fn find_thread(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    writer: &str,
+    reader: &str,
+) -> Result<Option<Thread>> {
     let (a, b) = if writer <= reader {
         (writer, reader)
     } else {
@@ -164,18 +190,34 @@ pub async fn get_or_create_thread(
             row.try_get::<Option<String>, _>("reader_token")?,
         )
     {
-        return Ok(Thread {
+        return Ok(Some(Thread {
             conversation_id: row.try_get("id")?,
             writer_token,
             reader_token,
-        });
+        }));
     }
-    let conversation = get_or_create_conversation(conn, org_id, writer, reader).await?;
-    let writer_token = get_or_create_relay_token(conn, &conversation.id, writer, reader).await?;
-    let reader_token = get_or_create_relay_token(conn, &conversation.id, reader, writer).await?;
-    Ok(Thread {
-        conversation_id: conversation.id,
-        writer_token,
-        reader_token,
-    })
+    Ok(None)
+}
+
+impl Store {
+    /// An existing conversation between `writer` and `reader`, with the `Message-ID`s
+    /// of its latest `references` messages (oldest first), read outside any write so
+    /// that a message can be composed before its writer joins a batch.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if a query fails.
+    pub async fn existing_thread(
+        &self,
+        org_id: &str,
+        writer: &str,
+        reader: &str,
+        references: i64,
+    ) -> Result<Option<(Thread, Vec<String>)>> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(thread) = find_thread(&mut conn, org_id, writer, reader).await? else {
+            return Ok(None);
+        };
+        let ids = thread_references(&mut conn, &thread.conversation_id, references).await?;
+        Ok(Some((thread, ids)))
+    }
 }
