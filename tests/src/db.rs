@@ -33,6 +33,21 @@ pub fn unique(prefix: &str) -> String {
 }
 
 impl TestDb {
+    /// A store of its own on this database, migrated: what another process (or a
+    /// restarted one) holding `key` sees.
+    ///
+    /// # Errors
+    /// If the database cannot be reached or migrated.
+    pub async fn store(
+        &self,
+        key: &maskrelay_schema::SecretKey,
+    ) -> anyhow::Result<maskrelay_schema::Store> {
+        let store =
+            maskrelay_schema::Store::connect(&self.url, maskrelay_schema::Crypto::new(key)).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
     /// Creates the database.
     ///
     /// # Errors

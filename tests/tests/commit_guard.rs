@@ -6,15 +6,9 @@
 //! guard, sqlx returned such a connection to the pool still inside its transaction,
 //! and later writes on it were never committed although they reported success.
 
-use maskrelay_schema::{Crypto, SecretKey, Store};
+use maskrelay_schema::{SecretKey, Store};
 use maskrelay_tests::db::TestDb;
 use maskrelay_tests::{Backend, both_backends};
-
-async fn open(db: &TestDb, key: &SecretKey) -> anyhow::Result<Store> {
-    let store = Store::connect(&db.url, Crypto::new(key)).await?;
-    store.migrate().await?;
-    Ok(store)
-}
 
 /// Makes one transaction whose COMMIT fails.
 async fn failing_commit(store: &Store) -> anyhow::Result<()> {
@@ -39,7 +33,7 @@ async fn failing_commit(store: &Store) -> anyhow::Result<()> {
 async fn writes_after_a_failed_commit_are_really_committed(backend: Backend) -> anyhow::Result<()> {
     let db = TestDb::new(backend).await?;
     let key = SecretKey::generate()?;
-    let store = open(&db, &key).await?;
+    let store = db.store(&key).await?;
     failing_commit(&store).await?;
     // More writes than the pool has connections, each acknowledged by Ok.
     let mut ids = Vec::new();
@@ -49,7 +43,7 @@ async fn writes_after_a_failed_commit_are_really_committed(backend: Backend) -> 
         ids.push((org.id, member.id));
     }
     // Another process's view: a store of its own on the same database.
-    let other = open(&db, &key).await?;
+    let other = db.store(&key).await?;
     for (org_id, member_id) in &ids {
         assert!(
             other.org(org_id).await?.is_some(),

@@ -1,15 +1,9 @@
 //! Group commit: concurrent writes share one transaction and one commit, and a writer
 //! is told its write is durable only when the commit carrying it succeeded.
 
-use maskrelay_schema::{Crypto, SecretKey, Store};
+use maskrelay_schema::{SecretKey, Store};
 use maskrelay_tests::db::TestDb;
 use maskrelay_tests::{Backend, both_backends};
-
-async fn open(db: &TestDb, key: &SecretKey) -> anyhow::Result<Store> {
-    let store = Store::connect(&db.url, Crypto::new(key)).await?;
-    store.migrate().await?;
-    Ok(store)
-}
 
 /// A scratch table with a deferred self-reference: a row naming a missing parent is
 /// accepted by its statement and refused by `COMMIT`.
@@ -59,8 +53,8 @@ async fn until_queued(store: &Store, n: usize) {
 async fn a_failed_commit_fails_every_write_in_its_batch(backend: Backend) -> anyhow::Result<()> {
     let db = TestDb::new(backend).await?;
     let key = SecretKey::generate()?;
-    let store = open(&db, &key).await?;
-    let other = open(&db, &key).await?;
+    let store = db.store(&key).await?;
+    let other = db.store(&key).await?;
     probe_table(&store).await?;
 
     let mut doomed = store.begin_write().await?;
@@ -98,8 +92,8 @@ async fn a_failed_commit_fails_every_write_in_its_batch(backend: Backend) -> any
 async fn one_writer_undoing_leaves_the_rest_of_the_batch(backend: Backend) -> anyhow::Result<()> {
     let db = TestDb::new(backend).await?;
     let key = SecretKey::generate()?;
-    let store = open(&db, &key).await?;
-    let other = open(&db, &key).await?;
+    let store = db.store(&key).await?;
+    let other = db.store(&key).await?;
     probe_table(&store).await?;
     insert(&store, 1, None).await?;
 
@@ -147,8 +141,8 @@ async fn one_writer_undoing_leaves_the_rest_of_the_batch(backend: Backend) -> an
 async fn concurrent_writes_are_all_committed(backend: Backend) -> anyhow::Result<()> {
     let db = TestDb::new(backend).await?;
     let key = SecretKey::generate()?;
-    let store = open(&db, &key).await?;
-    let other = open(&db, &key).await?;
+    let store = db.store(&key).await?;
+    let other = db.store(&key).await?;
     probe_table(&store).await?;
     let writers: Vec<_> = (0..200)
         .map(|id| {
