@@ -6,9 +6,7 @@ use maskrelay_outbound::policy::{Attempt, Refusal, may_write};
 use maskrelay_outbound::{Submission, Submitter};
 use maskrelay_schema::Store;
 use maskrelay_schema::ids::is_relay_token;
-use maskrelay_schema::members::Member;
 use maskrelay_schema::messages::Origin;
-use maskrelay_schema::orgs::Org;
 use maskrelay_schema::routing::Route;
 
 use maskrelay_schema::events::InboundKind;
@@ -63,14 +61,6 @@ enum Writer {
     Reader,
     /// Anyone else.
     Stranger,
-}
-
-/// The people and organisation behind one accepted recipient.
-struct Leg {
-    org: Org,
-    writer: Member,
-    reader: Member,
-    conversation_id: String,
 }
 
 impl Router {
@@ -167,7 +157,7 @@ impl Router {
         self.check_choices(&writing).await?;
         let body = message.body.as_ref().map_err(|unrelayable| {
             for leg in &writing {
-                tracing::info!(conversation_id = %leg.conversation_id, reason = ?unrelayable, "reply refused: cannot be scrubbed");
+                tracing::info!(conversation_id = %leg.relay.conversation_id, reason = ?unrelayable, "reply refused: cannot be scrubbed");
             }
             match unrelayable {
                 Unrelayable::Encrypted => reply::ENCRYPTED,
@@ -280,19 +270,19 @@ impl Router {
         tx: &Transaction<'_>,
         message: &InboundMessage,
         raw: &[u8],
-        legs: Vec<Leg>,
+        legs: Vec<&Route>,
     ) -> Reply {
         let from = message.from.as_deref().unwrap_or_default();
-        let (own, others): (Vec<Leg>, Vec<Leg>) = legs
+        let (own, others): (Vec<&Route>, Vec<&Route>) = legs
             .into_iter()
             .partition(|leg| matches!(Self::sender_is(leg, &[from]), Writer::Member));
         if !own.is_empty() && self.prove(tx, from, raw, &own).await.is_ok() {
             for leg in &own {
                 if let Err(e) = self.store.block(&leg.writer.id, &leg.reader.id).await {
-                    tracing::error!(conversation_id = %leg.conversation_id, error = %e, "could not record a complaint");
+                    tracing::error!(conversation_id = %leg.relay.conversation_id, error = %e, "could not record a complaint");
                     return reply::TRY_LATER;
                 }
-                tracing::info!(conversation_id = %leg.conversation_id, "complaint from the reader; they no longer get mail from the writer");
+                tracing::info!(conversation_id = %leg.relay.conversation_id, "complaint from the reader; they no longer get mail from the writer");
             }
         }
         let recorded = self.record(&own, InboundKind::Complaint).await;
@@ -302,9 +292,9 @@ impl Router {
         self.record(&others, InboundKind::Complaint).await
     }
 
-    /// The organisation and members behind each accepted recipient (read when it was
-    /// accepted); refused if a member can no longer be reached.
-    fn legs(recipients: &[Route]) -> Result<Vec<Leg>, Reply> {
+    /// The accepted recipients (their routes were read at `RCPT`); refused if a
+    /// member can no longer be reached.
+    fn legs(recipients: &[Route]) -> Result<Vec<&Route>, Reply> {
         recipients
             .iter()
             .map(|route| {
@@ -312,12 +302,7 @@ impl Router {
                     tracing::info!(conversation_id = %route.relay.conversation_id, "reply refused: a member was erased");
                     return Err(reply::RECIPIENT_GONE);
                 }
-                Ok(Leg {
-                    org: route.org.clone(),
-                    writer: route.writer.clone(),
-                    reader: route.reader.clone(),
-                    conversation_id: route.relay.conversation_id.clone(),
-                })
+                Ok(route)
             })
             .collect()
     }
@@ -326,18 +311,22 @@ impl Router {
     /// them, except their own (reply-all puts it among the recipients: the To: of what
     /// they received), which is simply not needed.
     /// `from_readable` is false when `From:` holds no address: the refusal says so.
-    fn writing(legs: Vec<Leg>, claimed: &[&str], from_readable: bool) -> Result<Vec<Leg>, Reply> {
+    fn writing<'a>(
+        legs: Vec<&'a Route>,
+        claimed: &[&str],
+        from_readable: bool,
+    ) -> Result<Vec<&'a Route>, Reply> {
         let mut writing = Vec::with_capacity(legs.len());
         for leg in legs {
-            match Self::sender_is(&leg, claimed) {
+            match Self::sender_is(leg, claimed) {
                 Writer::Member => writing.push(leg),
                 Writer::Reader => {}
                 Writer::Stranger if !from_readable => {
-                    tracing::info!(conversation_id = %leg.conversation_id, "reply refused: no address in From:");
+                    tracing::info!(conversation_id = %leg.relay.conversation_id, "reply refused: no address in From:");
                     return Err(reply::UNREADABLE_FROM);
                 }
                 Writer::Stranger => {
-                    tracing::info!(conversation_id = %leg.conversation_id, "reply refused: not from the member the address was given to");
+                    tracing::info!(conversation_id = %leg.relay.conversation_id, "reply refused: not from the member the address was given to");
                     return Err(reply::WRONG_SENDER);
                 }
             }
@@ -354,11 +343,11 @@ impl Router {
         tx: &Transaction<'_>,
         from: &str,
         raw: &[u8],
-        writing: &[Leg],
+        writing: &[&Route],
     ) -> Result<Verdict, Reply> {
         let verdict = self.auth.verify(tx.client, tx.mail_from, from, raw).await;
         for leg in writing {
-            tracing::info!(conversation_id = %leg.conversation_id, sender_auth = verdict.as_str(), "sender checked");
+            tracing::info!(conversation_id = %leg.relay.conversation_id, sender_auth = verdict.as_str(), "sender checked");
         }
         let accepts_unproven = writing
             .iter()
@@ -374,7 +363,7 @@ impl Router {
     /// The rules on who may write to whom, the same as the API's: both members
     /// active, messaging on, no opt-out, no block. A refusal is recorded with its
     /// reason, so that the organisation can see why a reply did not arrive.
-    async fn check_choices(&self, writing: &[Leg]) -> Result<(), Reply> {
+    async fn check_choices(&self, writing: &[&Route]) -> Result<(), Reply> {
         for leg in writing {
             let attempt = Attempt {
                 org: &leg.org,
@@ -390,14 +379,19 @@ impl Router {
                     return Err(reply::TRY_LATER);
                 }
             };
-            tracing::info!(conversation_id = %leg.conversation_id, reason = refusal.as_str(), "reply refused by the rules on who may write to whom");
+            tracing::info!(conversation_id = %leg.relay.conversation_id, reason = refusal.as_str(), "reply refused by the rules on who may write to whom");
             let kind = InboundKind::Refused(refusal.as_str());
             if let Err(e) = self
                 .store
-                .record_inbound(&leg.org.id, &leg.conversation_id, &leg.writer.id, kind)
+                .record_inbound(
+                    &leg.org.id,
+                    &leg.relay.conversation_id,
+                    &leg.writer.id,
+                    kind,
+                )
                 .await
             {
-                tracing::error!(conversation_id = %leg.conversation_id, error = %e, "could not record a refusal");
+                tracing::error!(conversation_id = %leg.relay.conversation_id, error = %e, "could not record a refusal");
                 return Err(reply::TRY_LATER);
             }
             return Err(match refusal {
@@ -415,7 +409,7 @@ impl Router {
     }
 
     /// The kind of machine-written mail that is recorded instead of relayed.
-    fn not_to_relay(&self, message: &InboundMessage, legs: &[Leg]) -> Option<InboundKind> {
+    fn not_to_relay(&self, message: &InboundMessage, legs: &[&Route]) -> Option<InboundKind> {
         match message.kind {
             Kind::Personal => None,
             Kind::DeliveryReport => Some(InboundKind::DeliveryReport),
@@ -425,24 +419,29 @@ impl Router {
         }
     }
 
-    async fn record(&self, legs: &[Leg], kind: InboundKind) -> Reply {
+    async fn record(&self, legs: &[&Route], kind: InboundKind) -> Reply {
         for leg in legs {
             let recorded = self
                 .store
-                .record_inbound(&leg.org.id, &leg.conversation_id, &leg.writer.id, kind)
+                .record_inbound(
+                    &leg.org.id,
+                    &leg.relay.conversation_id,
+                    &leg.writer.id,
+                    kind,
+                )
                 .await;
             if let Err(e) = recorded {
-                tracing::error!(conversation_id = %leg.conversation_id, error = %e, "could not record an automatic message");
+                tracing::error!(conversation_id = %leg.relay.conversation_id, error = %e, "could not record an automatic message");
                 return reply::TRY_LATER;
             }
-            tracing::info!(conversation_id = %leg.conversation_id, kind = kind.as_str(), "automatic message recorded, not relayed");
+            tracing::info!(conversation_id = %leg.relay.conversation_id, kind = kind.as_str(), "automatic message recorded, not relayed");
         }
         reply::RECORDED_NOT_RELAYED
     }
 
     /// Who wrote, judged by the `claimed` addresses (the leg's members were loaded
     /// with all their addresses, so no look-up is needed).
-    fn sender_is(leg: &Leg, claimed: &[&str]) -> Writer {
+    fn sender_is(leg: &Route, claimed: &[&str]) -> Writer {
         let claimed = || claimed.iter().filter(|a| !a.is_empty());
         if claimed().any(|a| leg.writer.has_address(a)) {
             Writer::Member
