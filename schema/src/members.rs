@@ -105,17 +105,9 @@ pub struct MemberInput {
     pub attributes: serde_json::Value,
 }
 
-/// The columns every member query selects; a macro so that queries stay `&'static str`.
-macro_rules! member_columns {
-    () => {
-        "id, org_id, external_id, status, email_enc, name_enc, attributes_enc, accepts_messages, \
-         created_at, updated_at, \
-         CAST(CASE WHEN EXISTS (SELECT 1 FROM member_addresses a WHERE a.member_id = members.id) \
-              THEN 1 ELSE 0 END AS BIGINT) AS has_other_emails"
-    };
-}
-
-/// [`member_columns!`] of the members table aliased `$t`, each named `$t_column`.
+/// The columns every member query selects, of the members table aliased (or named)
+/// `$t`, each named `$t_column`: one list for queries of members alone and for joins;
+/// a macro so that queries stay `&'static str`.
 macro_rules! member_columns_as {
     ($t:literal) => {
         concat!(
@@ -251,7 +243,7 @@ impl Store {
     ) -> Result<Option<Member>> {
         let row = sqlx::query(concat!(
             "SELECT ",
-            member_columns!(),
+            member_columns_as!("members"),
             " FROM members WHERE org_id = $1 AND external_id = $2"
         ))
         .bind(org_id)
@@ -268,7 +260,7 @@ impl Store {
     pub async fn member(&self, id: &str) -> Result<Option<Member>> {
         let row = sqlx::query(concat!(
             "SELECT ",
-            member_columns!(),
+            member_columns_as!("members"),
             " FROM members WHERE id = $1"
         ))
         .bind(id)
@@ -281,7 +273,7 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        self.member_at(&row, "").await.map(Some)
+        self.member_at(&row, "members_").await.map(Some)
     }
 
     /// The member in the columns of `row` whose names start with `prefix`, with
@@ -356,7 +348,7 @@ impl Store {
         Ok(true)
     }
 
-    pub(crate) fn member_from_row(&self, row: &AnyRow, prefix: &str) -> Result<Member> {
+    fn member_from_row(&self, row: &AnyRow, prefix: &str) -> Result<Member> {
         let col = |name: &str| format!("{prefix}{name}");
         let c = &self.crypto;
         let status: String = row.try_get(col("status").as_str())?;

@@ -55,16 +55,9 @@ impl Default for OrgSettings {
     }
 }
 
-/// The columns every organisation query selects.
-macro_rules! org_columns {
-    () => {
-        "id, name, remove_foreign_addresses, relay_auto_replies, retention_days, \
-         accept_unauthenticated, member_messaging, new_conversations_per_hour, \
-         new_conversations_per_day"
-    };
-}
-
-/// [`org_columns!`] of the organisations table aliased `$t`, each named `$t_column`.
+/// The columns every organisation query selects, of the organisations table aliased
+/// (or named) `$t`, each named `$t_column`: one list for queries of organisations
+/// alone and for joins.
 macro_rules! org_columns_as {
     ($t:literal) => {
         concat!(
@@ -142,13 +135,13 @@ impl Store {
     pub async fn org_by_api_key(&self, key: &str) -> Result<Option<Org>> {
         let row = sqlx::query(concat!(
             "SELECT ",
-            org_columns!(),
+            org_columns_as!("organisations"),
             " FROM organisations WHERE api_key_hash = $1"
         ))
         .bind(sha256(key.as_bytes()))
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| org_from_row(&r)).transpose()
+        row.map(|r| org_at(&r, "organisations_")).transpose()
     }
 
     /// The organisation with this id, if any.
@@ -158,13 +151,13 @@ impl Store {
     pub async fn org(&self, id: &str) -> Result<Option<Org>> {
         let row = sqlx::query(concat!(
             "SELECT ",
-            org_columns!(),
+            org_columns_as!("organisations"),
             " FROM organisations WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| org_from_row(&r)).transpose()
+        row.map(|r| org_at(&r, "organisations_")).transpose()
     }
 
     /// Replaces an organisation's settings.
@@ -189,10 +182,6 @@ impl Store {
         .await?;
         Ok(())
     }
-}
-
-fn org_from_row(row: &sqlx::any::AnyRow) -> Result<Org> {
-    org_at(row, "")
 }
 
 /// The organisation in the columns of `row` whose names start with `prefix`.
