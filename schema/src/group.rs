@@ -12,7 +12,7 @@
 //! caller waits for nothing but its own commit.
 //!
 //! A caller's failure undoes only its own work (`ROLLBACK TO` its savepoint); a
-//! single statement run through [`Grouped`] has no savepoint (it would triple its
+//! single statement run through `Grouped` has no savepoint (it would triple its
 //! round trips), so its failure fails the batch. If even the rollback fails (the database rolled the whole transaction back by itself, as SQLite
 //! does on a full disk), the batch is dropped with its connection and every caller in
 //! it is told its write failed. A failed `COMMIT` likewise fails every caller of the
@@ -66,9 +66,7 @@ impl Group {
             queued: AtomicUsize::new(0),
         }
     }
-}
 
-impl Group {
     /// Takes the lock on the batch, counted in [`Store::writers_queued`] while
     /// queued for it.
     async fn lock(&self) -> OwnedMutexGuard<Slot> {
@@ -156,6 +154,11 @@ impl Store {
         self.join_batch(false).await
     }
 
+    /// How many writers are waiting to add their work to a batch transaction.
+    pub fn writers_queued(&self) -> usize {
+        self.group.queued.load(Ordering::SeqCst)
+    }
+
     async fn join_batch(&self, savepoint: bool) -> Result<GroupTx> {
         let mut slot = self.group.lock().await;
         if slot.is_none() {
@@ -176,13 +179,6 @@ impl Store {
             ready: self.group.ready.clone(),
             savepoint,
         })
-    }
-}
-
-impl Store {
-    /// How many writers are waiting to add their work to a batch transaction.
-    pub fn writers_queued(&self) -> usize {
-        self.group.queued.load(Ordering::SeqCst)
     }
 }
 
@@ -228,6 +224,20 @@ impl GroupTx {
             Ok(None) | Err(_) => Err(StoreError::CommitFailed(
                 "the transaction this write was grouped with failed".to_owned(),
             )),
+        }
+    }
+
+    /// Commits after a statement that succeeded; rolls back after one that failed.
+    async fn end<T>(self, statement: std::result::Result<T, sqlx::Error>) -> Result<T> {
+        match statement {
+            Ok(value) => {
+                self.commit().await?;
+                Ok(value)
+            }
+            Err(e) => {
+                self.rollback().await;
+                Err(e.into())
+            }
         }
     }
 
@@ -311,29 +321,13 @@ pub(crate) trait Grouped {
 impl<'q> Grouped for Query<'q, Any, AnyArguments> {
     async fn grouped(self, store: &Store) -> Result<AnyQueryResult> {
         let mut tx = store.begin_single().await?;
-        match self.execute(&mut *tx).await {
-            Ok(done) => {
-                tx.commit().await?;
-                Ok(done)
-            }
-            Err(e) => {
-                tx.rollback().await;
-                Err(e.into())
-            }
-        }
+        let done = self.execute(&mut *tx).await;
+        tx.end(done).await
     }
 
     async fn grouped_rows(self, store: &Store) -> Result<Vec<AnyRow>> {
         let mut tx = store.begin_single().await?;
-        match self.fetch_all(&mut *tx).await {
-            Ok(rows) => {
-                tx.commit().await?;
-                Ok(rows)
-            }
-            Err(e) => {
-                tx.rollback().await;
-                Err(e.into())
-            }
-        }
+        let rows = self.fetch_all(&mut *tx).await;
+        tx.end(rows).await
     }
 }

@@ -1,5 +1,5 @@
-//! The write transaction behind every acknowledgement: it either really committed, or
-//! its connection is thrown away.
+//! The batch transaction under [`crate::group`], behind every acknowledgement: it
+//! either really committed, or its connection is thrown away.
 //!
 //! sqlx's own `Transaction` counts nesting per connection and lowers the count only
 //! when `COMMIT` or `ROLLBACK` succeeds. When SQLite's `COMMIT` fails (a full disk:
@@ -8,7 +8,7 @@
 //! transaction; its later "transactions" became savepoints inside one that was never
 //! committed, holding the write lock, while callers answered `250`. Here the
 //! statements are issued by hand and a connection goes back to the pool only after a
-//! `COMMIT` or `ROLLBACK` that succeeded; on any other path it is closed, which makes
+//! `COMMIT` that succeeded; on any other path it is closed, which makes
 //! the database roll back whatever it had begun.
 //!
 //! On SQLite the transaction starts with `BEGIN IMMEDIATE`: it takes the write lock at
@@ -17,7 +17,7 @@
 //! transaction, so a successful `BEGIN IMMEDIATE` … `COMMIT` is a top-level
 //! transaction that committed. PostgreSQL turns the `COMMIT` of a transaction aborted
 //! by an earlier error into a silent `ROLLBACK`; a query in an aborted transaction
-//! fails, so [`WriteTx::commit`] asks one first.
+//! fails, so `WriteTx::commit` asks one first.
 
 use std::ops::{Deref, DerefMut};
 
@@ -27,8 +27,8 @@ use sqlx::{Any, AnyConnection, Executor};
 use crate::db::{Backend, Store};
 use crate::error::{Result, StoreError};
 
-/// An open write transaction. Dropping it without [`commit`](Self::commit) or
-/// [`rollback`](Self::rollback) closes its connection (the database rolls back).
+/// An open write transaction. Dropping it without [`commit`](Self::commit) closes its
+/// connection (the database rolls back).
 pub(crate) struct WriteTx {
     conn: PoolConnection<Any>,
     backend: Backend,
