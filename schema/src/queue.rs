@@ -197,8 +197,6 @@ impl Store {
         limit: i64,
     ) -> Result<(Vec<ClaimedDelivery>, Vec<UnreadableDelivery>)> {
         let now = now_ms();
-        // On PostgreSQL, instances claiming at once skip each other's rows instead of
-        // queueing behind their locks; SQLite has one writer anyway.
         let sql = match self.backend() {
             Backend::Sqlite => CLAIM_SQLITE,
             Backend::Postgres => CLAIM_POSTGRES,
