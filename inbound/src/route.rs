@@ -370,6 +370,7 @@ impl Router {
                 writer: &leg.writer,
                 reader: &leg.reader,
                 in_conversation: true,
+                barriers: Some(leg.barriers),
             };
             let refusal = match may_write(&self.store, &attempt).await {
                 Ok(Ok(())) => continue,

@@ -6,6 +6,7 @@
 //! for good, and the limits on new
 //! conversations (a reply by mail always answers an existing conversation).
 
+use maskrelay_schema::controls::Barriers;
 use maskrelay_schema::ids::now_ms;
 use maskrelay_schema::members::{Member, MemberStatus};
 use maskrelay_schema::orgs::Org;
@@ -67,6 +68,9 @@ pub struct Attempt<'a> {
     /// It answers a conversation known to exist (a reply by mail to a relay address),
     /// so the limits on new conversations do not apply.
     pub in_conversation: bool,
+    /// Blocks and suppressions, if already read (with a reply's route); else they
+    /// are looked up.
+    pub barriers: Option<Barriers>,
 }
 
 /// Checks everything that stands between the writer and the reader, cheapest first.
@@ -82,6 +86,7 @@ pub async fn may_write(
         writer,
         reader,
         in_conversation,
+        barriers,
     } = *attempt;
     if writer.status != MemberStatus::Active {
         return Ok(Err(Refusal::WriterInactive));
@@ -95,7 +100,10 @@ pub async fn may_write(
     if !reader.accepts_messages {
         return Ok(Err(Refusal::RecipientOptedOut));
     }
-    let barriers = store.barriers(&reader.id, &writer.id).await?;
+    let barriers = match barriers {
+        Some(known) => known,
+        None => store.barriers(&reader.id, &writer.id).await?,
+    };
     if barriers.blocked {
         return Ok(Err(Refusal::Blocked));
     }

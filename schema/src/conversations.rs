@@ -4,12 +4,12 @@
 //! and is handed to exactly one other member: mail to it reaches `member_id`, and
 //! only `issued_to` may write to it.
 
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::db::Store;
 use crate::error::Result;
 use crate::ids::{new_id, now_ms, relay_token};
-use crate::messages::thread_references;
 
 /// A conversation between two members of one organisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,11 +49,7 @@ pub async fn get_or_create_conversation(
     member_x: &str,
     member_y: &str,
 ) -> Result<Conversation> {
-    let (a, b) = if member_x <= member_y {
-        (member_x, member_y)
-    } else {
-        (member_y, member_x)
-    };
+    let (a, b) = ordered(member_x, member_y);
     sqlx::query(
         "INSERT INTO conversations (id, org_id, member_a, member_b, started_by, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, member_a, member_b) DO NOTHING",
@@ -164,39 +160,50 @@ pub async fn find_thread(
     writer: &str,
     reader: &str,
 ) -> Result<Option<Thread>> {
-    let (a, b) = if writer <= reader {
-        (writer, reader)
-    } else {
-        (reader, writer)
-    };
-    let row = sqlx::query(
+    let (a, b) = ordered(writer, reader);
+    let row = sqlx::query(thread_select!())
+        .bind(org_id)
+        .bind(a)
+        .bind(b)
+        .bind(writer)
+        .bind(reader)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.as_ref().map(thread_from_row).transpose()?.flatten())
+}
+
+/// The conversation of members `$2` < `$3` in organisation `$1`, with the token
+/// standing for `$4` handed to `$5` and the one standing for `$5` handed to `$4`.
+macro_rules! thread_select {
+    () => {
         "SELECT c.id, \
            (SELECT token FROM relay_addresses r WHERE r.conversation_id = c.id \
               AND r.member_id = $4 AND r.issued_to = $5) AS writer_token, \
            (SELECT token FROM relay_addresses r WHERE r.conversation_id = c.id \
               AND r.member_id = $5 AND r.issued_to = $4) AS reader_token \
-         FROM conversations c WHERE c.org_id = $1 AND c.member_a = $2 AND c.member_b = $3",
-    )
-    .bind(org_id)
-    .bind(a)
-    .bind(b)
-    .bind(writer)
-    .bind(reader)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(row) = row
-        && let (Some(writer_token), Some(reader_token)) = (
-            row.try_get::<Option<String>, _>("writer_token")?,
-            row.try_get::<Option<String>, _>("reader_token")?,
-        )
-    {
-        return Ok(Some(Thread {
-            conversation_id: row.try_get("id")?,
-            writer_token,
-            reader_token,
-        }));
-    }
-    Ok(None)
+         FROM conversations c WHERE c.org_id = $1 AND c.member_a = $2 AND c.member_b = $3"
+    };
+}
+use thread_select;
+
+/// The thread of a row of [`thread_select`], if both its tokens exist.
+fn thread_from_row(row: &AnyRow) -> Result<Option<Thread>> {
+    let (Some(writer_token), Some(reader_token)) = (
+        row.try_get::<Option<String>, _>("writer_token")?,
+        row.try_get::<Option<String>, _>("reader_token")?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(Thread {
+        conversation_id: row.try_get("id")?,
+        writer_token,
+        reader_token,
+    }))
+}
+
+/// Two members in the order a conversation stores them.
+fn ordered<'a>(x: &'a str, y: &'a str) -> (&'a str, &'a str) {
+    if x <= y { (x, y) } else { (y, x) }
 }
 
 impl Store {
@@ -213,11 +220,33 @@ impl Store {
         reader: &str,
         references: i64,
     ) -> Result<Option<(Thread, Vec<String>)>> {
-        let mut conn = self.pool.acquire().await?;
-        let Some(thread) = find_thread(&mut conn, org_id, writer, reader).await? else {
+        let (a, b) = ordered(writer, reader);
+        // One row per referenced message (or one row with no message), each carrying
+        // the thread: one round trip where a find and a list were two.
+        let rows = sqlx::query(concat!(
+            "WITH t AS (",
+            thread_select!(),
+            ") SELECT t.id, t.writer_token, t.reader_token, m.rfc_message_id \
+             FROM t LEFT JOIN messages m ON m.id IN (SELECT id FROM messages \
+                WHERE conversation_id = t.id ORDER BY created_at DESC, id DESC LIMIT $6) \
+             ORDER BY m.created_at DESC, m.id DESC"
+        ))
+        .bind(org_id)
+        .bind(a)
+        .bind(b)
+        .bind(writer)
+        .bind(reader)
+        .bind(references)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(thread) = rows.first().map(thread_from_row).transpose()?.flatten() else {
             return Ok(None);
         };
-        let ids = thread_references(&mut conn, &thread.conversation_id, references).await?;
+        let mut ids = rows
+            .iter()
+            .filter_map(|r| r.try_get::<Option<String>, _>("rfc_message_id").transpose())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        ids.reverse();
         Ok(Some((thread, ids)))
     }
 }

@@ -1,11 +1,13 @@
 //! Everything a reply to a relay address needs, read with one statement: the
-//! address, its conversation and organisation, and both members.
+//! address, its conversation and organisation, both members, and whether a block or
+//! a suppression stands between them.
 //!
 //! A reply used to cost five reads (address, organisation, two members, each
 //! member's other addresses); each is a round trip to the database's thread.
 
 use sqlx::Row;
 
+use crate::controls::Barriers;
 use crate::conversations::RelayAddress;
 use crate::db::Store;
 use crate::error::Result;
@@ -23,6 +25,8 @@ pub struct Route {
     pub writer: Member,
     /// The member it stands for: who mail to it reaches.
     pub reader: Member,
+    /// What the store holds against the writer writing to the reader.
+    pub barriers: Barriers,
 }
 
 impl Store {
@@ -38,7 +42,13 @@ impl Store {
             member_columns_as!("w"),
             ", ",
             member_columns_as!("m"),
-            " FROM relay_addresses r JOIN conversations c ON c.id = r.conversation_id \
+            ", CAST(CASE WHEN EXISTS (SELECT 1 FROM blocks \
+                 WHERE blocker_id = r.member_id AND blocked_id = r.issued_to) \
+                 THEN 1 ELSE 0 END AS BIGINT) AS blocked, \
+               CAST(CASE WHEN EXISTS (SELECT 1 FROM suppressions s \
+                 WHERE s.org_id = m.org_id AND s.email_index = m.email_index) \
+                 THEN 1 ELSE 0 END AS BIGINT) AS suppressed \
+             FROM relay_addresses r JOIN conversations c ON c.id = r.conversation_id \
               JOIN organisations o ON o.id = c.org_id \
               JOIN members w ON w.id = r.issued_to \
               JOIN members m ON m.id = r.member_id \
@@ -61,6 +71,10 @@ impl Store {
             org: org_at(&row, "o_")?,
             writer: self.member_at(&row, "w_").await?,
             reader: self.member_at(&row, "m_").await?,
+            barriers: Barriers {
+                blocked: row.try_get::<i64, _>("blocked")? != 0,
+                suppressed: row.try_get::<i64, _>("suppressed")? != 0,
+            },
         }))
     }
 }

@@ -11,7 +11,10 @@
 # of Postfix's processes; of maskrelay's one), and latency from acceptance to
 # delivery (p50/p99): maskrelay's from its queue (accepted -> marked sent), Postfix's
 # from its log (delay=, arrival -> delivered); for maskrelay also the rate at which
-# replies were accepted (accepted_per_s). Then medians and the ratio.
+# replies were accepted (accepted_per_s). CPU per message: of the whole machine
+# (machine_cpu_us, load generator and sink included, the same for every relay) and,
+# for maskrelay, of its own processes (relay_cpu_us): throughput on 2 cores varies by
+# ~10% from run to run, CPU per message much less. Then medians and the ratio.
 #
 # Usage, as root, from the repository:   tests/bench/relay.sh
 # Environment:
@@ -93,13 +96,29 @@ print(out)
 PY
 }
 
-# measure NAME "PID..." "TARGET...": runs the load, split evenly over the TARGETs,
-# while the PIDs relay it to the sink (already listening); prints
-# "NAME msgs_per_s=.. peak_pss_kb=..".
+# machine_ticks: CPU time the machine has spent busy, in clock ticks.
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+
+# own_ticks PID...: CPU time of the PIDs (user + system), in clock ticks.
+own_ticks() {
+    local p total=0
+    for p in "$@"; do
+        total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
+    done
+    echo "$total"
+}
+
+# measure NAME "PID..." "TARGET..." [OWN]: runs the load, split evenly over the
+# TARGETs, while the PIDs relay it to the sink (already listening); prints
+# "NAME msgs_per_s=.. peak_pss_kb=.. machine_cpu_us=..", and relay_cpu_us if OWN=1
+# (the PIDs are the whole relay: Postfix's daemons are not).
 measure() {
-    local name=$1 relays=$2 targets=($3) t0 t1 peak=0 hwm r target srcs=()
-    local k=${#targets[@]}
+    local name=$1 relays=$2 targets=($3) own=${4:-0} t0 t1 peak=0 hwm r target srcs=()
+    local k=${#targets[@]} m0 m1 o0 o1 hz
+    hz=$(getconf CLK_TCK)
     sleep 600 & local watchdog=$!
+    m0=$(machine_ticks)
+    ((own)) && o0=$(own_ticks $relays)
     t0=$EPOCHREALTIME
     for target in "${targets[@]}"; do
         smtp-source -m $((N / k)) -s $((S / k)) -d -l "$BYTES" -f "$BOB" -t "$TO" "$target" \
@@ -114,10 +133,16 @@ measure() {
         sleep 0.2
     done
     t1=$EPOCHREALTIME
+    m1=$(machine_ticks)
+    ((own)) && o1=$(own_ticks $relays)
     kill "$watchdog" 2>/dev/null || true
     wait "${srcs[@]}" 2>/dev/null || true
-    printf '%s msgs_per_s=%s peak_pss_kb=%s' "$name" \
-        "$(awk -v n=$((N / k * k)) -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')" "$peak"
+    local n=$((N / k * k))
+    printf '%s msgs_per_s=%s peak_pss_kb=%s machine_cpu_us=%s' "$name" \
+        "$(awk -v n=$n -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')" "$peak" \
+        $(((m1 - m0) * 1000000 / hz / n))
+    ((own)) && printf ' relay_cpu_us=%s' $(((o1 - o0) * 1000000 / hz / n))
+    return 0
 }
 
 # rss_kb PID: memory of PID and every process of its session (Postfix's master and
@@ -268,7 +293,7 @@ maskrelay_run() {
         perf record -F 499 -g -p "${gws[0]}" -o "$PERF.${db%%:*}" >/dev/null 2>&1 &
         perf=$!
     fi
-    line=$(measure "$name" "${gws[*]}" "${targets[*]}")
+    line=$(measure "$name" "${gws[*]}" "${targets[*]}" 1)
     sleep 1 # the last delivery is marked sent just after the sink has it
     [[ -n $perf ]] && { kill -INT $perf; wait $perf || true; }
     kill -TERM "${gws[@]}"; wait "${gws[@]}" || true
@@ -306,7 +331,8 @@ for line in open(sys.argv[1]):
 med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in runs.items()}
 print("median of each:")
 for n, m in med.items():
-    print(f"  {n:18} {m['msgs_per_s']:8.1f} msgs/s  p50 {m['p50_ms']:6.0f} ms  p99 {m['p99_ms']:6.0f} ms  peak PSS {m['peak_pss_kb']/1024:6.1f} MB")
+    own = f"  own {m['relay_cpu_us']:5.0f} µs" if "relay_cpu_us" in m else ""
+    print(f"  {n:18} {m['msgs_per_s']:8.1f} msgs/s  p50 {m['p50_ms']:6.0f} ms  p99 {m['p99_ms']:6.0f} ms  peak PSS {m['peak_pss_kb']/1024:6.1f} MB  CPU/msg: machine {m['machine_cpu_us']:5.0f} µs{own}")
 for n in med:
     if n != "postfix" and "postfix" in med:
         print(f"  {n} / postfix: {med[n]['msgs_per_s'] / med['postfix']['msgs_per_s']:.2f}x")

@@ -57,6 +57,7 @@ pub async fn post(
         writer: &sender,
         reader: &recipient,
         in_conversation: false,
+        barriers: None,
     };
     if let Err(refusal) = may_write(&state.store, &attempt).await? {
         tracing::info!(org_id = %org.id, reason = refusal.as_str(), "message refused");

@@ -66,6 +66,9 @@ impl Scrubber {
     /// (clients that turn HTML into plain text leave `&lt;bob&#64;example.com&gt;`).
     pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         in_pieces(text, false, |piece| {
+            if !may_hold_address(piece) {
+                return Cow::Borrowed(piece);
+            }
             let mut edits = Edits::default();
             self.edit(&View::plain(piece, 0).percent_decoded(), &mut edits);
             if piece.contains('&') {
@@ -83,6 +86,9 @@ impl Scrubber {
     /// an unknown tag to a browser, but the bytes still carry the address.
     pub fn html<'a>(&self, html: &'a str) -> Cow<'a, str> {
         in_pieces(html, true, |piece| {
+            if !may_hold_address(piece) {
+                return Cow::Borrowed(piece);
+            }
             let mut edits = Edits::default();
             for view in html::views(piece) {
                 self.edit(&view, &mut edits);
@@ -193,6 +199,12 @@ fn in_pieces<'a>(
         return Cow::Borrowed(text);
     }
     Cow::Owned(pieces.concat())
+}
+
+/// Whether `text` has an `@` in any form the views decode (as itself, `%40`, or a
+/// character reference): text without one holds no address, and is left unread.
+fn may_hold_address(text: &str) -> bool {
+    text.bytes().any(|b| matches!(b, b'@' | b'%' | b'&'))
 }
 
 fn apply(source: &str, edits: Edits) -> Cow<'_, str> {

@@ -40,6 +40,10 @@ impl View {
     /// The view with `%XX` sequences decoded; a multi-byte UTF-8 sequence becomes one
     /// character spanning all of its escapes. Escapes that do not decode stay as they are.
     pub fn percent_decoded(self) -> Self {
+        // Most text has no escapes: keep it rather than copy it.
+        if !self.chars.iter().any(|d| d.ch == '%') {
+            return self;
+        }
         let chars = self.chars;
         let mut out = Vec::with_capacity(chars.len());
         let mut i = 0;
@@ -78,6 +82,9 @@ impl View {
 
 /// Lower-cases a character if that keeps it a single character.
 pub fn fold(ch: char) -> char {
+    if ch.is_ascii() {
+        return ch.to_ascii_lowercase();
+    }
     let mut lower = ch.to_lowercase();
     match (lower.next(), lower.next()) {
         (Some(l), None) => l,
