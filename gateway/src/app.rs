@@ -10,10 +10,10 @@ use maskrelay_inbound::authenticate::SenderAuth;
 use maskrelay_inbound::{ListenerStats, Router, SmtpParams};
 use maskrelay_outbound::mx::{Mx, MxSettings};
 use maskrelay_outbound::retry::{RetryPolicy, SCHEDULE_MINUTES};
+use maskrelay_outbound::wakeup::Wakeup;
 use maskrelay_outbound::{Submitter, Transport, WorkerConfig};
 use maskrelay_schema::{Crypto, Store};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -60,7 +60,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// If the store cannot be opened or a listener cannot bind.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = open_store(&config).await?;
-    let wake = Arc::new(Notify::new());
+    let wake = Wakeup::new();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
 
@@ -81,7 +81,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         store.clone(),
         config.relay_domain.clone(),
         public_url,
-        Arc::clone(&wake),
+        wake.clone(),
     );
 
     let listener_stats = Arc::new(ListenerStats::default());
@@ -141,6 +141,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tasks.spawn(maskrelay_outbound::janitor::run(
         store.clone(),
         Duration::from_secs(config.outbound.retention_sweep_secs.max(1)),
+        shutdown.clone(),
+    ));
+    tasks.spawn(maskrelay_outbound::wakeup::run(
+        store.clone(),
+        wake.clone(),
         shutdown.clone(),
     ));
     tasks.spawn(maskrelay_outbound::worker::run(

@@ -156,7 +156,8 @@ pub struct OutboundConfig {
     pub connections_per_domain: usize,
     /// Seconds a destination that answered 421/450 4.7.x is left alone.
     pub rate_limit_pause_secs: u64,
-    /// Milliseconds between looks at the queue when nothing wakes the worker.
+    /// Milliseconds between looks at the queue when nothing wakes the worker (a
+    /// submission here, or on PostgreSQL another instance's announcement).
     pub poll_interval_ms: u64,
     /// Deliveries in flight at once.
     pub concurrency: usize,

@@ -21,6 +21,8 @@
 //! - [`transport`]: where mail goes — the recipient's MX hosts ([`mx`], found by
 //!   [`mx_route`], spoken to by [`mx_session`]), a [`smarthost`] or a [`capture`]
 //!   folder; [`pool`] keeps connections open between messages.
+//! - [`wakeup`]: wakes this instance's worker when work is queued, and the other
+//!   instances' through PostgreSQL's `LISTEN`/`NOTIFY`.
 //! - [`error`]: errors of submission and of delivery attempts.
 //!
 //! Data flows `submit` (scrub, compose) → store (encrypted) → `worker` → `transport`; content is wiped
@@ -44,6 +46,7 @@ pub mod scrub;
 pub mod smarthost;
 pub mod submit;
 pub mod transport;
+pub mod wakeup;
 pub mod worker;
 
 pub use content::{Body, Content, Mailbox, Nested, Part};

@@ -6,8 +6,6 @@
 //! written in a single transaction, so once the caller acknowledges, the message is
 //! on disk and the worker will deliver it.
 
-use std::sync::Arc;
-
 use maskrelay_schema::Store;
 use maskrelay_schema::conversations::{Thread, get_or_create_thread};
 use maskrelay_schema::idempotency::record_idempotent_response;
@@ -17,12 +15,12 @@ use maskrelay_schema::messages::{
     NewMessage, Origin, insert_message_with_delivery, thread_references,
 };
 use maskrelay_schema::orgs::Org;
-use tokio::sync::Notify;
 
 use crate::compose::{Draft, FooterLinks, compose};
 use crate::content::Body;
 use crate::error::OutboundError;
 use crate::scrub::Scrubber;
+use crate::wakeup::Wakeup;
 
 /// How many earlier messages a `References` header lists.
 const MAX_REFERENCES: i64 = 20;
@@ -92,7 +90,7 @@ pub struct Submitter {
     store: Store,
     relay_domain: String,
     public_url: String,
-    wake: Arc<Notify>,
+    wake: Wakeup,
 }
 
 impl Submitter {
@@ -103,7 +101,7 @@ impl Submitter {
         store: Store,
         relay_domain: impl Into<String>,
         public_url: impl Into<String>,
-        wake: Arc<Notify>,
+        wake: Wakeup,
     ) -> Self {
         Self {
             store,
@@ -171,7 +169,7 @@ impl Submitter {
                 "message queued"
             );
         }
-        self.wake.notify_one();
+        self.wake.queued();
         Ok(done)
     }
 
@@ -184,7 +182,7 @@ impl Submitter {
         let queued =
             crate::notice::undeliverable(&self.store, &self.relay_domain, message_id).await?;
         if queued {
-            self.wake.notify_one();
+            self.wake.queued();
         }
         Ok(queued)
     }

@@ -1,8 +1,9 @@
 //! The delivery worker: claims due deliveries, hands them to the transport, and
 //! records how each attempt ended.
 //!
-//! It wakes when a message is submitted in this process and polls otherwise, so that
-//! several instances sharing PostgreSQL all see each other's work. Claims carry the
+//! It wakes when a message is submitted in this process or announced by another
+//! instance sharing PostgreSQL (see [`crate::wakeup`]), and polls otherwise, for
+//! retries coming due and announcements missed. Claims carry the
 //! instance id and a short lease, renewed while a delivery is in progress; at start
 //! the worker takes back the claims its instance held before a crash, so they are
 //! delivered at once rather than when their leases run out. On shutdown it stops
@@ -17,7 +18,7 @@ use std::time::Duration;
 use maskrelay_schema::Store;
 use maskrelay_schema::ids::now_ms;
 use maskrelay_schema::queue::ClaimedDelivery;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -27,6 +28,10 @@ use crate::error::DeliveryError;
 use crate::record::Outcome;
 use crate::retry::{NextStep, RetryPolicy};
 use crate::transport::{Envelope, Transport};
+use crate::wakeup::Wakeup;
+
+/// How often idle kept connections are looked at, whatever the poll interval.
+const TIDY_EVERY: Duration = crate::pool::IDLE_KEEP;
 
 /// Settings of the worker.
 #[derive(Debug, Clone)]
@@ -75,12 +80,7 @@ impl WorkerConfig {
 }
 
 /// Runs the worker until `shutdown` is cancelled, then waits for deliveries in flight.
-pub async fn run(
-    store: Store,
-    config: WorkerConfig,
-    wake: Arc<Notify>,
-    shutdown: CancellationToken,
-) {
+pub async fn run(store: Store, config: WorkerConfig, wake: Wakeup, shutdown: CancellationToken) {
     let Some(transport) = config.transport.clone() else {
         tracing::warn!("outbound.hold is set: messages stay queued until it is turned off");
         shutdown.cancelled().await;
@@ -109,7 +109,7 @@ pub async fn run(
         transport,
         config,
         keys,
-        wake: Arc::clone(&wake),
+        wake: wake.clone(),
         in_flight: Mutex::default(),
         shutdown: shutdown.clone(),
     });
@@ -170,11 +170,22 @@ pub async fn run(
             }
             continue;
         }
-        ctx.transport.tidy();
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(ctx.config.poll_interval.min(Duration::from_secs(5))) => {}
+        // Idle: until woken (a submission here, or another instance's announcement)
+        // or the poll is due, closing kept connections on their own clock meanwhile,
+        // so that the poll interval can be long without keeping them open.
+        let poll = tokio::time::sleep(ctx.config.poll_interval);
+        tokio::pin!(poll);
+        let woken = loop {
+            ctx.transport.tidy();
+            tokio::select! {
+                _ = shutdown.cancelled() => break false,
+                _ = wake.worker_woken() => break true,
+                _ = &mut poll => break true,
+                _ = tokio::time::sleep(TIDY_EVERY) => {}
+            }
+        };
+        if !woken {
+            break;
         }
     }
     while in_flight.join_next().await.is_some() {}
@@ -197,7 +208,7 @@ struct Context {
     config: WorkerConfig,
     keys: KeyCache,
     /// Wakes this worker: for the notice queued when a delivery fails.
-    wake: Arc<Notify>,
+    wake: Wakeup,
     /// Deliveries this process is working on, so that a claim renewed by a later
     /// look at the queue (after a lease ran out while the database was failing) is
     /// not handed out twice here.
@@ -259,7 +270,7 @@ impl Context {
     async fn notify_writer(&self, message_id: &str) {
         match crate::notice::undeliverable(&self.store, &self.config.relay_domain, message_id).await
         {
-            Ok(true) => self.wake.notify_one(),
+            Ok(true) => self.wake.queued(),
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "could not queue the writer's notice"),
         }

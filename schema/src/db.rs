@@ -50,6 +50,8 @@ pub struct Store {
     pub(crate) crypto: Crypto,
     pub(crate) group: Arc<Group>,
     backend: Backend,
+    /// Where the database is, for connections outside the pool (a listener).
+    pub(crate) url: Arc<str>,
 }
 
 impl Store {
@@ -123,6 +125,7 @@ impl Store {
             crypto,
             group: Arc::new(Group::start()),
             backend,
+            url: Arc::from(url),
         })
     }
 

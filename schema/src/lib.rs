@@ -21,6 +21,7 @@
 //! - [`events`]: auto-replies and delivery reports recorded instead of relayed.
 //! - [`idempotency`]: recorded answers for retried API calls.
 //! - [`dkim`]: the relay domain's DKIM keys, shared by every instance.
+//! - [`wakeup`]: telling other instances sharing PostgreSQL that work was queued.
 //!
 //! Data flows in through the HTTP API and the SMTP listener, which write a message
 //! and its delivery in one transaction before acknowledging; the delivery worker
@@ -44,6 +45,7 @@ pub mod queue;
 pub mod queue_admin;
 pub mod routing;
 pub mod suppressions;
+pub mod wakeup;
 pub mod write;
 
 pub use crypto::{Crypto, SecretKey};

@@ -292,6 +292,21 @@ impl GatewayProcess {
         Ok(self.log())
     }
 
+    /// Waits until the process has logged a line containing `marker`.
+    ///
+    /// # Errors
+    /// If no such line appears within `bound` (the log is in the error).
+    pub async fn wait_for_log(&self, marker: &str, bound: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + bound;
+        while !self.log().iter().any(|l| l.contains(marker)) {
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!("no {marker:?} within {bound:?}:\n{}", self.log().join("\n"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
     /// What the process has logged so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
