@@ -6,7 +6,6 @@
 //! written in a single transaction, so once the caller acknowledges, the message is
 //! on disk and the worker will deliver it.
 
-use maskrelay_schema::Store;
 use maskrelay_schema::conversations::{Thread, get_or_create_thread};
 use maskrelay_schema::idempotency::record_idempotent_response;
 use maskrelay_schema::ids::{new_id, now_ms, random_token};
@@ -15,6 +14,7 @@ use maskrelay_schema::messages::{
     NewMessage, Origin, insert_message_with_delivery, thread_references,
 };
 use maskrelay_schema::orgs::Org;
+use maskrelay_schema::{GroupTx, Store};
 
 use crate::compose::{Draft, FooterLinks, compose};
 use crate::content::Body;
@@ -191,7 +191,7 @@ impl Submitter {
     /// first message of a conversation, which this transaction creates).
     async fn submit_in(
         &self,
-        tx: &mut sqlx::AnyConnection,
+        tx: &mut GroupTx,
         s: &Submission<'_>,
         composed: Option<Composed>,
     ) -> Result<Submitted, OutboundError> {

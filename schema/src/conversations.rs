@@ -4,11 +4,12 @@
 //! and is handed to exactly one other member: mail to it reaches `member_id`, and
 //! only `issued_to` may write to it.
 
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
 
 use crate::db::Store;
 use crate::error::Result;
+use crate::group::GroupTx;
 use crate::ids::{new_id, now_ms, relay_token};
 
 /// A conversation between two members of one organisation.
@@ -43,8 +44,8 @@ pub struct RelayAddress {
 ///
 /// # Errors
 /// [`crate::StoreError`] if a query fails.
-pub async fn get_or_create_conversation(
-    conn: &mut AnyConnection,
+async fn get_or_create_conversation(
+    tx: &mut GroupTx,
     org_id: &str,
     member_x: &str,
     member_y: &str,
@@ -60,7 +61,7 @@ pub async fn get_or_create_conversation(
     .bind(b)
     .bind(member_x)
     .bind(now_ms())
-    .execute(&mut *conn)
+    .execute(tx.conn())
     .await?;
     let row = sqlx::query(
         "SELECT id FROM conversations WHERE org_id = $1 AND member_a = $2 AND member_b = $3",
@@ -68,7 +69,7 @@ pub async fn get_or_create_conversation(
     .bind(org_id)
     .bind(a)
     .bind(b)
-    .fetch_one(&mut *conn)
+    .fetch_one(tx.conn())
     .await?;
     Ok(Conversation {
         id: row.try_get("id")?,
@@ -82,7 +83,7 @@ pub async fn get_or_create_conversation(
 /// # Errors
 /// [`crate::StoreError`] if a query fails.
 pub async fn get_or_create_relay_token(
-    conn: &mut AnyConnection,
+    tx: &mut GroupTx,
     conversation_id: &str,
     member_id: &str,
     issued_to: &str,
@@ -97,7 +98,7 @@ pub async fn get_or_create_relay_token(
     .bind(member_id)
     .bind(issued_to)
     .bind(now_ms())
-    .execute(&mut *conn)
+    .execute(tx.conn())
     .await?;
     let row = sqlx::query(
         "SELECT token FROM relay_addresses \
@@ -106,7 +107,7 @@ pub async fn get_or_create_relay_token(
     .bind(conversation_id)
     .bind(member_id)
     .bind(issued_to)
-    .fetch_one(&mut *conn)
+    .fetch_one(tx.conn())
     .await?;
     Ok(row.try_get("token")?)
 }
@@ -131,17 +132,17 @@ pub struct Thread {
 /// # Errors
 /// [`crate::StoreError`] if a query fails.
 pub async fn get_or_create_thread(
-    conn: &mut AnyConnection,
+    tx: &mut GroupTx,
     org_id: &str,
     writer: &str,
     reader: &str,
 ) -> Result<Thread> {
-    if let Some(thread) = find_thread(conn, org_id, writer, reader).await? {
+    if let Some(thread) = find_thread(tx, org_id, writer, reader).await? {
         return Ok(thread);
     }
-    let conversation = get_or_create_conversation(conn, org_id, writer, reader).await?;
-    let writer_token = get_or_create_relay_token(conn, &conversation.id, writer, reader).await?;
-    let reader_token = get_or_create_relay_token(conn, &conversation.id, reader, writer).await?;
+    let conversation = get_or_create_conversation(tx, org_id, writer, reader).await?;
+    let writer_token = get_or_create_relay_token(tx, &conversation.id, writer, reader).await?;
+    let reader_token = get_or_create_relay_token(tx, &conversation.id, reader, writer).await?;
     Ok(Thread {
         conversation_id: conversation.id,
         writer_token,
@@ -154,8 +155,8 @@ pub async fn get_or_create_thread(
 ///
 /// # Errors
 /// [`crate::StoreError`] if the query fails.
-pub async fn find_thread(
-    conn: &mut AnyConnection,
+async fn find_thread(
+    tx: &mut GroupTx,
     org_id: &str,
     writer: &str,
     reader: &str,
@@ -167,7 +168,7 @@ pub async fn find_thread(
         .bind(b)
         .bind(writer)
         .bind(reader)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(tx.conn())
         .await?;
     Ok(row.as_ref().map(thread_from_row).transpose()?.flatten())
 }

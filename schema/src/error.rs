@@ -7,7 +7,7 @@ use thiserror::Error;
 pub enum StoreError {
     /// The database refused or failed a query.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] DriverError),
 
     /// `COMMIT` did not succeed: nothing of the transaction is stored.
     #[error("commit failed: {0}")]
@@ -15,7 +15,7 @@ pub enum StoreError {
 
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(#[source] MigrationError),
 
     /// The database URL names a backend maskrelay does not support.
     #[error("unsupported database URL (expected sqlite:// or postgres://): {0}")]
@@ -38,6 +38,29 @@ pub enum StoreError {
     Corrupt { table: &'static str, detail: String },
 }
 
+/// What the database driver reported. Opaque: which driver the store uses is its
+/// own business, and callers ask [`StoreError`] what it means for them.
+#[derive(Debug, Error)]
+#[error(transparent)]
+pub struct DriverError(sqlx::Error);
+
+/// Why migrations failed, as the driver's migrator reported it.
+#[derive(Debug, Error)]
+#[error(transparent)]
+pub struct MigrationError(sqlx::migrate::MigrateError);
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(DriverError(e))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(MigrationError(e))
+    }
+}
+
 impl StoreError {
     /// True when the database could not take the write for now (disk full, busy or
     /// locked past the timeout, I/O error, connection lost, commit failed): the same
@@ -46,7 +69,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::CommitFailed(_) => true,
-            StoreError::Database(e) => match e {
+            StoreError::Database(DriverError(e)) => match e {
                 sqlx::Error::Io(_)
                 | sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
@@ -70,7 +93,7 @@ impl StoreError {
     /// True when a unique or primary-key constraint rejected the write.
     pub fn is_unique_violation(&self) -> bool {
         match self {
-            StoreError::Database(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            StoreError::Database(DriverError(sqlx::Error::Database(e))) => e.is_unique_violation(),
             _ => false,
         }
     }

@@ -20,7 +20,6 @@
 //! succeeded.
 
 use std::future::poll_fn;
-use std::ops::{Deref, DerefMut};
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -125,8 +124,9 @@ async fn commit_batches(open: Weak<Mutex<Slot>>, ready: Arc<Notify>) {
     }
 }
 
-/// One caller's share of a batch transaction: statements run on it through
-/// `&mut *tx`, then [`commit`](Self::commit) or [`rollback`](Self::rollback).
+/// One caller's share of a batch transaction: the store's functions that take it
+/// run their statements in it, then [`commit`](Self::commit) or
+/// [`rollback`](Self::rollback).
 /// Dropped without either, its work is rolled back (or, if that cannot be done, the
 /// whole batch fails).
 pub struct GroupTx {
@@ -191,6 +191,23 @@ fn fail_batch(slot: &mut Slot) {
 }
 
 impl GroupTx {
+    /// The batch's connection, for this writer's statements.
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
+        match self.held.as_deref_mut() {
+            Some(Some(batch)) => &mut batch.tx,
+            // `held` is emptied only by the methods that consume `self`, and a slot
+            // holding a `GroupTx` always has its batch.
+            _ => unreachable!("a GroupTx always holds its batch"),
+        }
+    }
+
+    /// The batch's connection, for tests of the group itself, which run statements
+    /// of their own on tables of their own (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub fn connection(&mut self) -> &mut AnyConnection {
+        self.conn()
+    }
+
     /// Adds this work to the batch and waits for the batch's `COMMIT`. `Ok` means it is
     /// durable.
     ///
@@ -267,28 +284,6 @@ async fn undo(mut slot: OwnedMutexGuard<Slot>, ready: &Notify, savepoint: bool) 
     ready.notify_one();
 }
 
-impl Deref for GroupTx {
-    type Target = AnyConnection;
-
-    fn deref(&self) -> &AnyConnection {
-        match self.held.as_deref() {
-            Some(Some(batch)) => &batch.tx,
-            // `held` is emptied only by the methods that consume `self`, and a slot
-            // holding a `GroupTx` always has its batch.
-            _ => unreachable!("a GroupTx always holds its batch"),
-        }
-    }
-}
-
-impl DerefMut for GroupTx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        match self.held.as_deref_mut() {
-            Some(Some(batch)) => &mut batch.tx,
-            _ => unreachable!("a GroupTx always holds its batch"),
-        }
-    }
-}
-
 impl Drop for GroupTx {
     fn drop(&mut self) {
         let Some(mut slot) = self.held.take() else {
@@ -321,13 +316,13 @@ pub(crate) trait Grouped {
 impl<'q> Grouped for Query<'q, Any, AnyArguments> {
     async fn grouped(self, store: &Store) -> Result<AnyQueryResult> {
         let mut tx = store.begin_single().await?;
-        let done = self.execute(&mut *tx).await;
+        let done = self.execute(tx.conn()).await;
         tx.end(done).await
     }
 
     async fn grouped_rows(self, store: &Store) -> Result<Vec<AnyRow>> {
         let mut tx = store.begin_single().await?;
-        let rows = self.fetch_all(&mut *tx).await;
+        let rows = self.fetch_all(tx.conn()).await;
         tx.end(rows).await
     }
 }

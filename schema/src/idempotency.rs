@@ -1,9 +1,10 @@
 //! Idempotency keys: a retried API call returns the first call's answer.
 
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
 use crate::db::Store;
 use crate::error::Result;
+use crate::group::GroupTx;
 use crate::ids::now_ms;
 
 /// The answer recorded for an idempotency key.
@@ -22,7 +23,7 @@ pub struct RecordedResponse {
 /// [`crate::StoreError`] with [`crate::StoreError::is_unique_violation`] true if the
 /// key was recorded meanwhile by a concurrent request.
 pub async fn record_idempotent_response(
-    conn: &mut AnyConnection,
+    tx: &mut GroupTx,
     org_id: &str,
     key: &str,
     request_hash: &[u8],
@@ -37,7 +38,7 @@ pub async fn record_idempotent_response(
     .bind(request_hash)
     .bind(response)
     .bind(now_ms())
-    .execute(&mut *conn)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }

@@ -204,12 +204,12 @@ impl Store {
         .bind(attrs_enc)
         .bind(now)
         .bind(i64::from(input.accepts_messages))
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn())
         .await?;
         let id: String = row.try_get("id")?;
         sqlx::query("DELETE FROM member_addresses WHERE member_id = $1")
             .bind(&id)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         for other in &input.other_emails {
             sqlx::query(
@@ -220,7 +220,7 @@ impl Store {
             .bind(org_id)
             .bind(c.email_index(other))
             .bind(c.encrypt(OTHER_EMAIL, other.as_bytes())?)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         }
         tx.commit().await?;
@@ -315,7 +315,7 @@ impl Store {
         .bind(org_id)
         .bind(external_id)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?;
         let Some(row) = row else {
             tx.rollback().await;
@@ -324,15 +324,15 @@ impl Store {
         let id: String = row.try_get("id")?;
         sqlx::query("DELETE FROM member_addresses WHERE member_id = $1")
             .bind(&id)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         sqlx::query("DELETE FROM blocks WHERE blocker_id = $1 OR blocked_id = $1")
             .bind(&id)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         sqlx::query("DELETE FROM relay_addresses WHERE member_id = $1 OR issued_to = $1")
             .bind(&id)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         sqlx::query(
             "UPDATE deliveries SET status = 'cancelled', content_enc = NULL, recipient_enc = NULL, \
@@ -342,7 +342,7 @@ impl Store {
         )
         .bind(&id)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
         tx.commit().await?;
         Ok(true)

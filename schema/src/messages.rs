@@ -4,10 +4,11 @@
 //! is what recipients' mail clients thread on. Its content lives, encrypted, only in
 //! the delivery row, and only until delivery ends.
 
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
 use crate::db::Store;
 use crate::error::Result;
+use crate::group::GroupTx;
 use crate::ids::{new_id, now_ms};
 
 pub(crate) const CONTENT: &str = "deliveries.content";
@@ -98,7 +99,7 @@ pub struct MessageMeta {
 /// # Errors
 /// [`crate::StoreError`] if encryption or an insert fails.
 pub async fn insert_message_with_delivery(
-    conn: &mut AnyConnection,
+    tx: &mut GroupTx,
     store: &Store,
     msg: &NewMessage<'_>,
     recipient_address: &str,
@@ -119,7 +120,7 @@ pub async fn insert_message_with_delivery(
     .bind(msg.rfc_message_id)
     .bind(msg.sender_auth)
     .bind(now)
-    .execute(&mut *conn)
+    .execute(tx.conn())
     .await?;
     let delivery_id = new_id();
     sqlx::query(
@@ -136,7 +137,7 @@ pub async fn insert_message_with_delivery(
     )
     .bind(store.crypto.encrypt(CONTENT, content)?)
     .bind(now)
-    .execute(&mut *conn)
+    .execute(tx.conn())
     .await?;
     Ok(delivery_id)
 }
@@ -185,7 +186,7 @@ impl Store {
 /// # Errors
 /// [`crate::StoreError`] if the query fails.
 pub async fn thread_references(
-    conn: &mut AnyConnection,
+    tx: &mut GroupTx,
     conversation_id: &str,
     limit: i64,
 ) -> Result<Vec<String>> {
@@ -195,7 +196,7 @@ pub async fn thread_references(
     )
     .bind(conversation_id)
     .bind(limit)
-    .fetch_all(&mut *conn)
+    .fetch_all(tx.conn())
     .await?;
     let mut ids = rows
         .iter()

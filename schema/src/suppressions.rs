@@ -76,7 +76,7 @@ impl Store {
         .bind(delivery_id)
         .bind(&summary)
         .bind(now_ms())
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
         let suppress = if bounce.hard {
             Some(bounce.reason.to_owned())
@@ -89,7 +89,7 @@ impl Store {
             )
             .bind(&bounced.message_id)
             .bind(now_ms() - SOFT_BOUNCE_WINDOW_MS)
-            .fetch_one(&mut *tx)
+            .fetch_one(tx.conn())
             .await?;
             let soft: i64 = row.try_get("n")?;
             (soft >= SOFT_BOUNCES_TO_SUPPRESS).then(|| format!("{} (repeated)", bounce.reason))
@@ -106,7 +106,7 @@ impl Store {
             .bind(delivery_id)
             .bind(reason)
             .bind(now_ms())
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         }
         tx.commit().await?;
@@ -135,7 +135,7 @@ impl Store {
             .bind(&reader)
             .bind(&writer)
             .bind(now_ms())
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         }
         sqlx::query(
@@ -147,7 +147,7 @@ impl Store {
         .bind(&complained.conversation_id)
         .bind(&reader)
         .bind(now_ms())
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
         tx.commit().await?;
         Ok(Some(complained))

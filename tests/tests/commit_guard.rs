@@ -17,10 +17,10 @@ async fn failing_commit(store: &Store) -> anyhow::Result<()> {
         "CREATE TEMPORARY TABLE doomed (id BIGINT PRIMARY KEY, \
          parent BIGINT REFERENCES doomed (id) DEFERRABLE INITIALLY DEFERRED)",
     )
-    .execute(&mut *tx)
+    .execute(tx.connection())
     .await?;
     sqlx::query("INSERT INTO doomed (id, parent) VALUES (1, 2)")
-        .execute(&mut *tx)
+        .execute(tx.connection())
         .await?;
     let committed = tx.commit().await;
     anyhow::ensure!(

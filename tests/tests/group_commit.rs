@@ -13,7 +13,7 @@ async fn probe_table(store: &Store) -> anyhow::Result<()> {
         "CREATE TABLE probe (id BIGINT PRIMARY KEY, \
          parent BIGINT REFERENCES probe (id) DEFERRABLE INITIALLY DEFERRED)",
     )
-    .execute(&mut *tx)
+    .execute(tx.connection())
     .await?;
     tx.commit().await?;
     Ok(())
@@ -24,7 +24,7 @@ async fn insert(store: &Store, id: i64, parent: Option<i64>) -> anyhow::Result<(
     sqlx::query("INSERT INTO probe (id, parent) VALUES ($1, $2)")
         .bind(id)
         .bind(parent)
-        .execute(&mut *tx)
+        .execute(tx.connection())
         .await?;
     tx.commit().await?;
     Ok(())
@@ -34,7 +34,7 @@ async fn insert(store: &Store, id: i64, parent: Option<i64>) -> anyhow::Result<(
 async fn committed(other: &Store) -> anyhow::Result<Vec<i64>> {
     let mut tx = other.begin_write().await?;
     let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM probe ORDER BY id")
-        .fetch_all(&mut *tx)
+        .fetch_all(tx.connection())
         .await?;
     tx.rollback().await;
     Ok(ids)
@@ -59,7 +59,7 @@ async fn a_failed_commit_fails_every_write_in_its_batch(backend: Backend) -> any
 
     let mut doomed = store.begin_write().await?;
     sqlx::query("INSERT INTO probe (id, parent) VALUES (1, 999)")
-        .execute(&mut *doomed)
+        .execute(doomed.connection())
         .await?;
     let joiners: Vec<_> = (10..15)
         .map(|id| {
@@ -99,13 +99,13 @@ async fn one_writer_undoing_leaves_the_rest_of_the_batch(backend: Backend) -> an
 
     let mut first = store.begin_write().await?;
     sqlx::query("INSERT INTO probe (id) VALUES (2)")
-        .execute(&mut *first)
+        .execute(first.connection())
         .await?;
     let store2 = store.clone();
     let rolled_back = tokio::spawn(async move {
         let mut tx = store2.begin_write().await?;
         sqlx::query("INSERT INTO probe (id) VALUES (3)")
-            .execute(&mut *tx)
+            .execute(tx.connection())
             .await?;
         tx.rollback().await;
         anyhow::Ok(())
@@ -114,11 +114,11 @@ async fn one_writer_undoing_leaves_the_rest_of_the_batch(backend: Backend) -> an
     let duplicate = tokio::spawn(async move {
         let mut tx = store3.begin_write().await?;
         sqlx::query("INSERT INTO probe (id) VALUES (4)")
-            .execute(&mut *tx)
+            .execute(tx.connection())
             .await?;
         // Fails (id 1 exists); on PostgreSQL this aborts the transaction it runs in.
         let failed = sqlx::query("INSERT INTO probe (id) VALUES (1)")
-            .execute(&mut *tx)
+            .execute(tx.connection())
             .await;
         anyhow::ensure!(failed.is_err(), "a duplicate key was inserted");
         drop(tx);
