@@ -84,6 +84,39 @@ struct Composed {
     content: Vec<u8>,
 }
 
+impl Composed {
+    /// The row to store for it.
+    fn new_message<'a>(&'a self, s: &'a Submission<'_>) -> NewMessage<'a> {
+        NewMessage {
+            id: &self.message_id,
+            org_id: &s.org.id,
+            conversation_id: &self.thread.conversation_id,
+            sender_id: &s.sender.id,
+            recipient_id: &s.recipient.id,
+            origin: s.origin,
+            rfc_message_id: &self.rfc_message_id,
+            sender_auth: s.sender_auth,
+        }
+    }
+
+    /// What the caller is told once it is stored with delivery `delivery_id`.
+    fn submitted(self, delivery_id: String) -> Submitted {
+        Submitted {
+            conversation_id: self.thread.conversation_id,
+            message_id: self.message_id,
+            delivery_id,
+        }
+    }
+}
+
+/// The reader's address, which a submission must have.
+fn recipient_address<'a>(s: &'a Submission<'_>) -> Result<&'a str, OutboundError> {
+    s.recipient
+        .email
+        .as_deref()
+        .ok_or_else(|| OutboundError::NoAddress(s.recipient.external_id.clone()))
+}
+
 /// Queues messages for delivery and wakes the worker.
 #[derive(Clone)]
 pub struct Submitter {
@@ -156,12 +189,23 @@ impl Submitter {
                 None => None,
             });
         }
-        let mut tx = self.store.begin_write().await?;
-        let mut done = Vec::with_capacity(all.len());
-        for (s, composed) in all.iter().zip(composed) {
-            done.push(self.submit_in(&mut tx, s, composed).await?);
-        }
-        tx.commit().await?;
+        // A reply in its conversation, with nothing else to record: one statement.
+        let alone = match (all, composed.as_mut_slice()) {
+            ([s], [c]) if s.idempotency.is_none() => c.take().map(|c| (s, c)),
+            _ => None,
+        };
+        let done = match alone {
+            Some((s, c)) => vec![self.queue_one(s, c).await?],
+            None => {
+                let mut tx = self.store.begin_write().await?;
+                let mut done = Vec::with_capacity(all.len());
+                for (s, composed) in all.iter().zip(composed) {
+                    done.push(self.submit_in(&mut tx, s, composed).await?);
+                }
+                tx.commit().await?;
+                done
+            }
+        };
         for submitted in &done {
             tracing::info!(
                 conversation_id = %submitted.conversation_id,
@@ -187,6 +231,23 @@ impl Submitter {
         Ok(queued)
     }
 
+    /// Stores one composed message as a write of its own.
+    async fn queue_one(
+        &self,
+        s: &Submission<'_>,
+        composed: Composed,
+    ) -> Result<Submitted, OutboundError> {
+        let delivery_id = self
+            .store
+            .queue_message(
+                &composed.new_message(s),
+                recipient_address(s)?,
+                &composed.content,
+            )
+            .await?;
+        Ok(composed.submitted(delivery_id))
+    }
+
     /// Stores one message, composing it here if it was not composed before (the
     /// first message of a conversation, which this transaction creates).
     async fn submit_in(
@@ -195,17 +256,7 @@ impl Submitter {
         s: &Submission<'_>,
         composed: Option<Composed>,
     ) -> Result<Submitted, OutboundError> {
-        let recipient_address = s
-            .recipient
-            .email
-            .as_deref()
-            .ok_or_else(|| OutboundError::NoAddress(s.recipient.external_id.clone()))?;
-        let Composed {
-            thread,
-            message_id,
-            rfc_message_id,
-            content,
-        } = match composed {
+        let composed = match composed {
             Some(composed) => composed,
             None => {
                 let thread =
@@ -215,29 +266,15 @@ impl Submitter {
                 self.compose_for(s, thread, &references)?
             }
         };
-        let new_message = NewMessage {
-            id: &message_id,
-            org_id: &s.org.id,
-            conversation_id: &thread.conversation_id,
-            sender_id: &s.sender.id,
-            recipient_id: &s.recipient.id,
-            origin: s.origin,
-            rfc_message_id: &rfc_message_id,
-            sender_auth: s.sender_auth,
-        };
         let delivery_id = insert_message_with_delivery(
             tx,
             &self.store,
-            &new_message,
-            recipient_address,
-            &content,
+            &composed.new_message(s),
+            recipient_address(s)?,
+            &composed.content,
         )
         .await?;
-        let submitted = Submitted {
-            conversation_id: thread.conversation_id,
-            message_id,
-            delivery_id,
-        };
+        let submitted = composed.submitted(delivery_id);
         if let Some(idem) = &s.idempotency {
             let response = (idem.render)(&submitted);
             record_idempotent_response(tx, &s.org.id, idem.key, idem.request_hash, &response)

@@ -245,7 +245,7 @@ impl GroupTx {
     }
 
     /// Commits after a statement that succeeded; rolls back after one that failed.
-    async fn end<T>(self, statement: std::result::Result<T, sqlx::Error>) -> Result<T> {
+    pub(crate) async fn end<T>(self, statement: std::result::Result<T, sqlx::Error>) -> Result<T> {
         match statement {
             Ok(value) => {
                 self.commit().await?;

@@ -4,9 +4,11 @@
 //! is what recipients' mail clients thread on. Its content lives, encrypted, only in
 //! the delivery row, and only until delivery ends.
 
-use sqlx::Row;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, Row};
 
-use crate::db::Store;
+use crate::db::{Backend, Store};
 use crate::error::Result;
 use crate::group::GroupTx;
 use crate::ids::{new_id, now_ms};
@@ -97,7 +99,7 @@ pub struct MessageMeta {
 /// Runs in the caller's transaction: the caller commits before acknowledging.
 ///
 /// # Errors
-/// [`crate::StoreError`] if encryption or an insert fails.
+/// [`crate::StoreError`] if encryption or the insert fails.
 pub async fn insert_message_with_delivery(
     tx: &mut GroupTx,
     store: &Store,
@@ -105,41 +107,102 @@ pub async fn insert_message_with_delivery(
     recipient_address: &str,
     content: &[u8],
 ) -> Result<String> {
-    let now = now_ms();
-    sqlx::query(
+    let sealed = Sealed::new(store, recipient_address, content)?;
+    sealed.insert(store, msg).execute(tx.conn()).await?;
+    Ok(sealed.delivery_id)
+}
+
+/// A delivery's id and its encrypted recipient and content, ready to insert.
+struct Sealed {
+    delivery_id: String,
+    recipient_enc: Vec<u8>,
+    content_enc: Vec<u8>,
+}
+
+impl Sealed {
+    fn new(store: &Store, recipient_address: &str, content: &[u8]) -> Result<Self> {
+        Ok(Self {
+            delivery_id: new_id(),
+            recipient_enc: store
+                .crypto
+                .encrypt(RECIPIENT, recipient_address.as_bytes())?,
+            content_enc: store.crypto.encrypt(CONTENT, content)?,
+        })
+    }
+
+    /// The message's row and its delivery's, in one statement: one round trip to
+    /// the database's thread (or server), where two were two.
+    fn insert<'q>(
+        &'q self,
+        store: &Store,
+        msg: &'q NewMessage<'q>,
+    ) -> Query<'q, Any, AnyArguments> {
+        let sql = match store.backend() {
+            Backend::Sqlite => concat!(insert_message!(), "; ", insert_delivery!()),
+            Backend::Postgres => {
+                concat!("WITH m AS (", insert_message!(), ") ", insert_delivery!())
+            }
+        };
+        sqlx::query(sql)
+            .bind(msg.id)
+            .bind(msg.org_id)
+            .bind(msg.conversation_id)
+            .bind(msg.sender_id)
+            .bind(msg.recipient_id)
+            .bind(msg.origin.as_str())
+            .bind(msg.rfc_message_id)
+            .bind(msg.sender_auth)
+            .bind(now_ms())
+            .bind(&self.delivery_id)
+            .bind(&self.recipient_enc)
+            .bind(&self.content_enc)
+    }
+}
+
+/// The message's row, from parameters `$1`..`$9`.
+macro_rules! insert_message {
+    () => {
         "INSERT INTO messages (id, org_id, conversation_id, sender_id, recipient_id, origin, \
                                rfc_message_id, sender_auth, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(msg.id)
-    .bind(msg.org_id)
-    .bind(msg.conversation_id)
-    .bind(msg.sender_id)
-    .bind(msg.recipient_id)
-    .bind(msg.origin.as_str())
-    .bind(msg.rfc_message_id)
-    .bind(msg.sender_auth)
-    .bind(now)
-    .execute(tx.conn())
-    .await?;
-    let delivery_id = new_id();
-    sqlx::query(
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    };
+}
+use insert_message;
+
+/// Its delivery's row: id `$10`, recipient `$11`, content `$12`, due at once.
+macro_rules! insert_delivery {
+    () => {
         "INSERT INTO deliveries (id, message_id, status, recipient_enc, content_enc, attempts, \
                                  next_attempt_at, created_at, updated_at) \
-         VALUES ($1, $2, 'queued', $3, $4, 0, $5, $5, $5)",
-    )
-    .bind(&delivery_id)
-    .bind(msg.id)
-    .bind(
-        store
-            .crypto
-            .encrypt(RECIPIENT, recipient_address.as_bytes())?,
-    )
-    .bind(store.crypto.encrypt(CONTENT, content)?)
-    .bind(now)
-    .execute(tx.conn())
-    .await?;
-    Ok(delivery_id)
+         VALUES ($10, $1, 'queued', $11, $12, 0, $9, $9, $9)"
+    };
+}
+use insert_delivery;
+
+impl Store {
+    /// Stores a message and queues its delivery, as
+    /// [`insert_message_with_delivery`], as a write of its own: for a message whose
+    /// conversation exists and that writes nothing else. Returns the delivery id
+    /// once it is durable.
+    ///
+    /// It joins the batch without a savepoint (one statement, one round trip): if
+    /// its insert fails, the batch fails with it and every writer in it is told to
+    /// try again, which costs a retry, never a message.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] if encryption, the insert or the commit fails.
+    pub async fn queue_message(
+        &self,
+        msg: &NewMessage<'_>,
+        recipient_address: &str,
+        content: &[u8],
+    ) -> Result<String> {
+        let sealed = Sealed::new(self, recipient_address, content)?;
+        let mut tx = self.begin_single().await?;
+        let inserted = sealed.insert(self, msg).execute(tx.conn()).await;
+        tx.end(inserted).await?;
+        Ok(sealed.delivery_id)
+    }
 }
 
 impl Store {

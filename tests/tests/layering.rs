@@ -17,7 +17,10 @@ fn dependencies(manifest: &str) -> anyhow::Result<Vec<String>> {
             names.push(name.trim().to_owned());
         }
     }
-    anyhow::ensure!(!names.is_empty(), "no dependencies found: is this a manifest?");
+    anyhow::ensure!(
+        !names.is_empty(),
+        "no dependencies found: is this a manifest?"
+    );
     Ok(names)
 }
 
