@@ -175,6 +175,10 @@ impl Router {
                 in_reply_to: message.in_reply_to.as_deref(),
                 sender_auth: Some(verdict.as_str()),
                 idempotency: None,
+                thread: leg
+                    .thread
+                    .as_ref()
+                    .map(|thread| (thread, leg.references.as_slice())),
             })
             .collect();
         match self.submitter.submit_all(&submissions).await {

@@ -14,6 +14,7 @@ use maskrelay_schema::messages::{
     NewMessage, Origin, insert_message_with_delivery, thread_references,
 };
 use maskrelay_schema::orgs::Org;
+use maskrelay_schema::routing::REFERENCES;
 use maskrelay_schema::{GroupTx, Store};
 
 use crate::compose::{Draft, FooterLinks, compose};
@@ -21,9 +22,6 @@ use crate::content::Body;
 use crate::error::OutboundError;
 use crate::scrub::Scrubber;
 use crate::wakeup::Wakeup;
-
-/// How many earlier messages a `References` header lists.
-const MAX_REFERENCES: i64 = 20;
 
 /// One message from one member to another.
 #[derive(Debug, Clone)]
@@ -44,6 +42,9 @@ pub struct Submission<'a> {
     pub sender_auth: Option<&'a str>,
     /// Set when the API call carried an `Idempotency-Key`.
     pub idempotency: Option<IdempotencyRecord<'a>>,
+    /// The thread it continues and its latest messages' ids, if already read (with a
+    /// reply's route); else they are looked up.
+    pub thread: Option<(&'a Thread, &'a [String])>,
 }
 
 /// An idempotency key to record with the message, and how to render the response.
@@ -180,10 +181,14 @@ impl Submitter {
         // so that writers wait for each other's inserts only, not their composing.
         let mut composed = Vec::with_capacity(all.len());
         for s in all {
-            let existing = self
-                .store
-                .existing_thread(&s.org.id, &s.sender.id, &s.recipient.id, MAX_REFERENCES)
-                .await?;
+            let existing = match s.thread {
+                Some((thread, references)) => Some((thread.clone(), references.to_vec())),
+                None => {
+                    self.store
+                        .existing_thread(&s.org.id, &s.sender.id, &s.recipient.id, REFERENCES)
+                        .await?
+                }
+            };
             composed.push(match existing {
                 Some((thread, references)) => Some(self.compose_for(s, thread, &references)?),
                 None => None,
@@ -261,8 +266,7 @@ impl Submitter {
             None => {
                 let thread =
                     get_or_create_thread(tx, &s.org.id, &s.sender.id, &s.recipient.id).await?;
-                let references =
-                    thread_references(tx, &thread.conversation_id, MAX_REFERENCES).await?;
+                let references = thread_references(tx, &thread.conversation_id, REFERENCES).await?;
                 self.compose_for(s, thread, &references)?
             }
         };

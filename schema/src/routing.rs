@@ -1,6 +1,7 @@
 //! Everything a reply to a relay address needs, read with one statement: the
-//! address, its conversation and organisation, both members, and whether a block or
-//! a suppression stands between them.
+//! address, its conversation and organisation, both members, whether a block or a
+//! suppression stands between them, and the thread the reply continues (the relay
+//! address standing for the writer and the latest messages' ids).
 //!
 //! A reply used to cost five reads (address, organisation, two members, each
 //! member's other addresses); each is a round trip to the database's thread.
@@ -8,7 +9,7 @@
 use sqlx::Row;
 
 use crate::controls::Barriers;
-use crate::conversations::RelayAddress;
+use crate::conversations::{RelayAddress, Thread};
 use crate::db::Store;
 use crate::error::Result;
 use crate::members::{Member, member_columns_as};
@@ -27,7 +28,15 @@ pub struct Route {
     pub reader: Member,
     /// What the store holds against the writer writing to the reader.
     pub barriers: Barriers,
+    /// The thread a reply continues, if the relay address standing for the writer
+    /// exists (it is made with the conversation's first message).
+    pub thread: Option<Thread>,
+    /// Our `Message-ID`s of the conversation's latest messages, oldest first.
+    pub references: Vec<String>,
 }
+
+/// How many earlier messages a `References` header lists.
+pub const REFERENCES: i64 = 20;
 
 impl Store {
     /// The route behind a relay token, if the token is live.
@@ -47,7 +56,13 @@ impl Store {
                  THEN 1 ELSE 0 END AS BIGINT) AS blocked, \
                CAST(CASE WHEN EXISTS (SELECT 1 FROM suppressions s \
                  WHERE s.org_id = m.org_id AND s.email_index = m.email_index) \
-                 THEN 1 ELSE 0 END AS BIGINT) AS suppressed \
+                 THEN 1 ELSE 0 END AS BIGINT) AS suppressed, \
+               (SELECT b.token FROM relay_addresses b WHERE b.conversation_id = r.conversation_id \
+                 AND b.member_id = r.issued_to AND b.issued_to = r.member_id) AS writer_token, \
+               (SELECT string_agg(l.rfc_message_id, ' ' ORDER BY l.created_at, l.id) \
+                 FROM (SELECT rfc_message_id, created_at, id FROM messages \
+                   WHERE conversation_id = r.conversation_id \
+                   ORDER BY created_at DESC, id DESC LIMIT $2) AS l) AS refs \
              FROM relay_addresses r JOIN conversations c ON c.id = r.conversation_id \
               JOIN organisations o ON o.id = c.org_id \
               JOIN members w ON w.id = r.issued_to \
@@ -55,15 +70,29 @@ impl Store {
              WHERE r.token = $1"
         ))
         .bind(token)
+        .bind(REFERENCES)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
             return Ok(None);
         };
+        let token: String = row.try_get("token")?;
+        let conversation_id: String = row.try_get("conversation_id")?;
+        let thread = row
+            .try_get::<Option<String>, _>("writer_token")?
+            .map(|writer_token| Thread {
+                conversation_id: conversation_id.clone(),
+                writer_token,
+                reader_token: token.clone(),
+            });
+        let references = row
+            .try_get::<Option<String>, _>("refs")?
+            .map(|refs| refs.split(' ').map(str::to_owned).collect())
+            .unwrap_or_default();
         Ok(Some(Route {
             relay: RelayAddress {
-                token: row.try_get("token")?,
-                conversation_id: row.try_get("conversation_id")?,
+                token,
+                conversation_id,
                 org_id: row.try_get("org_id")?,
                 member_id: row.try_get("member_id")?,
                 issued_to: row.try_get("issued_to")?,
@@ -75,6 +104,8 @@ impl Store {
                 blocked: row.try_get::<i64, _>("blocked")? != 0,
                 suppressed: row.try_get::<i64, _>("suppressed")? != 0,
             },
+            thread,
+            references,
         }))
     }
 }

@@ -73,6 +73,7 @@ pub async fn post(
         body: &content,
         in_reply_to: None,
         sender_auth: None,
+        thread: None,
         idempotency: idempotency_key.map(|key| IdempotencyRecord {
             key,
             request_hash: &request_hash,
