@@ -14,6 +14,7 @@ use sqlx::{AnyPool, Executor};
 use crate::crypto::Crypto;
 use crate::error::{Result, StoreError};
 use crate::group::Group;
+use crate::sent::SentMarks;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -49,6 +50,7 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) crypto: Crypto,
     pub(crate) group: Arc<Group>,
+    pub(crate) sent: Arc<SentMarks>,
     backend: Backend,
     /// Where the database is, for connections outside the pool (a listener).
     pub(crate) url: Arc<str>,
@@ -124,6 +126,7 @@ impl Store {
             pool,
             crypto,
             group: Arc::new(Group::start()),
+            sent: Arc::default(),
             backend,
             url: Arc::from(url),
         })

@@ -24,6 +24,26 @@ macro_rules! retention_days {
           WHERE m.id = deliveries.message_id)"
     };
 }
+pub(crate) use retention_days;
+
+/// What ending a delivery sets besides its status and error, at time `$2`: one
+/// more attempt, no claim, no recipient, and no content unless the organisation
+/// keeps it (then until its retention ends).
+macro_rules! finish_set {
+    () => {
+        concat!(
+            "attempts = attempts + 1, recipient_enc = NULL, lease_until = NULL, \
+             claimed_by = NULL, updated_at = $2, content_enc = CASE WHEN ",
+            $crate::queue::retention_days!(),
+            " > 0 THEN content_enc ELSE NULL END, purge_after = CASE WHEN ",
+            $crate::queue::retention_days!(),
+            " > 0 THEN $2 + ",
+            $crate::queue::retention_days!(),
+            " * 86400000 ELSE NULL END"
+        )
+    };
+}
+pub(crate) use finish_set;
 
 /// A delivery handed to a worker.
 #[derive(Debug, Clone)]
@@ -285,15 +305,6 @@ impl Store {
         ))
     }
 
-    /// Records a successful delivery and wipes its recipient; its content is wiped too,
-    /// or kept until the organisation's retention runs out.
-    ///
-    /// # Errors
-    /// [`StoreError`] if the update fails.
-    pub async fn mark_sent(&self, delivery_id: &str) -> Result<()> {
-        self.finish(delivery_id, DeliveryStatus::Sent, None).await
-    }
-
     /// Records that a delivery was not attempted because its recipient's address is
     /// suppressed; content and recipient go as for [`Self::mark_sent`].
     ///
@@ -324,22 +335,14 @@ impl Store {
         error: Option<&str>,
     ) -> Result<()> {
         sqlx::query(concat!(
-            "UPDATE deliveries SET status = $2, attempts = attempts + 1, recipient_enc = NULL, \
-                 lease_until = NULL, claimed_by = NULL, last_error = $3, updated_at = $4, \
-                 content_enc = CASE WHEN ",
-            retention_days!(),
-            " > 0 THEN content_enc ELSE NULL END, \
-                 purge_after = CASE WHEN ",
-            retention_days!(),
-            " > 0 THEN $4 + ",
-            retention_days!(),
-            " * 86400000 ELSE NULL END \
-             WHERE id = $1"
+            "UPDATE deliveries SET status = $1, last_error = $3, ",
+            finish_set!(),
+            " WHERE id = $4"
         ))
-        .bind(delivery_id)
         .bind(status.as_str())
-        .bind(error)
         .bind(now_ms())
+        .bind(error)
+        .bind(delivery_id)
         .grouped(self)
         .await?;
         Ok(())
