@@ -11,9 +11,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mail_send::SmtpClient;
+use mail_send::smtp::AssertReply;
 use mail_send::smtp::message::Parameters;
-use smtp_proto::EXT_START_TLS;
-use tokio::io::{AsyncRead, AsyncWrite};
+use smtp_proto::response::parser::ResponseReceiver;
+use smtp_proto::{EXT_PIPELINING, EXT_START_TLS, Response};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -64,6 +66,8 @@ pub struct Session {
     pub addr: SocketAddr,
     /// Whether STARTTLS succeeded.
     pub encrypted: bool,
+    /// Whether the server takes `MAIL`, `RCPT` and `DATA` in one write (RFC 2920).
+    pub pipelining: bool,
     /// When its last transaction ended.
     pub idle_since: Instant,
     /// Transactions it has carried.
@@ -117,7 +121,8 @@ impl Session {
                 let _ = client.quit().await;
                 return Err(Failure::NoStartTls);
             }
-            return Ok(Self::new(Stream::Plain(client), addr, false));
+            let pipelining = ehlo.has_capability(EXT_PIPELINING);
+            return Ok(Self::new(Stream::Plain(client), addr, false, pipelining));
         };
         let reply = client
             .cmd(b"STARTTLS\r\n")
@@ -128,32 +133,44 @@ impl Session {
                 return Err(Failure::NoStartTls);
             }
             // Refused: the connection is still a plain one in its EHLO state.
-            return Ok(Self::new(Stream::Plain(client), addr, false));
+            let pipelining = ehlo.has_capability(EXT_PIPELINING);
+            return Ok(Self::new(Stream::Plain(client), addr, false, pipelining));
         }
         let mut client = client
             .into_tls(connector, how.host)
             .await
             .map_err(|_| Failure::Handshake)?;
         // The capabilities before TLS do not count (RFC 3207 §4.2).
-        client.ehlo(how.helo).await.map_err(|e| classify(&e))?;
-        Ok(Self::new(Stream::Tls(Box::new(client)), addr, true))
+        let ehlo = client.ehlo(how.helo).await.map_err(|e| classify(&e))?;
+        let pipelining = ehlo.has_capability(EXT_PIPELINING);
+        Ok(Self::new(
+            Stream::Tls(Box::new(client)),
+            addr,
+            true,
+            pipelining,
+        ))
     }
 
     /// A plain connection another client opened and greeted (the smarthost's).
-    pub fn adopt_plain(client: SmtpClient<TcpStream>, addr: SocketAddr) -> Self {
-        Self::new(Stream::Plain(client), addr, false)
+    pub fn adopt_plain(client: SmtpClient<TcpStream>, addr: SocketAddr, pipelining: bool) -> Self {
+        Self::new(Stream::Plain(client), addr, false, pipelining)
     }
 
     /// A TLS connection another client opened and greeted (the smarthost's).
-    pub fn adopt_tls(client: SmtpClient<TlsStream<TcpStream>>, addr: SocketAddr) -> Self {
-        Self::new(Stream::Tls(Box::new(client)), addr, true)
+    pub fn adopt_tls(
+        client: SmtpClient<TlsStream<TcpStream>>,
+        addr: SocketAddr,
+        pipelining: bool,
+    ) -> Self {
+        Self::new(Stream::Tls(Box::new(client)), addr, true, pipelining)
     }
 
-    fn new(stream: Stream, addr: SocketAddr, encrypted: bool) -> Self {
+    fn new(stream: Stream, addr: SocketAddr, encrypted: bool, pipelining: bool) -> Self {
         Self {
             stream,
             addr,
             encrypted,
+            pipelining,
             idle_since: Instant::now(),
             transactions: 0,
         }
@@ -172,8 +189,10 @@ impl Session {
     ) -> Result<(), Failure> {
         self.transactions += 1;
         let outcome = match &mut self.stream {
-            Stream::Plain(c) => transaction(c, mail_from, rcpt_to, content).await,
-            Stream::Tls(c) => transaction(c.as_mut(), mail_from, rcpt_to, content).await,
+            Stream::Plain(c) => transaction(c, mail_from, rcpt_to, content, self.pipelining).await,
+            Stream::Tls(c) => {
+                transaction(c.as_mut(), mail_from, rcpt_to, content, self.pipelining).await
+            }
         };
         self.idle_since = Instant::now();
         outcome
@@ -198,9 +217,13 @@ async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
     mail_from: &str,
     rcpt_to: &str,
     content: &[u8],
+    pipelining: bool,
 ) -> Result<(), Failure> {
     let none = Parameters::default();
     let sent = async {
+        if pipelining {
+            return pipelined(client, mail_from, rcpt_to, content).await;
+        }
         client.mail_from(mail_from, &none).await?;
         client.rcpt_to(rcpt_to, &none).await?;
         client.data(content).await
@@ -219,6 +242,80 @@ async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
             Err(failure)
         }
     }
+}
+
+/// `MAIL`, `RCPT` and `DATA` written together and answered together (RFC 2920):
+/// one round trip where there were three, then the message.
+async fn pipelined<T: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut SmtpClient<T>,
+    mail_from: &str,
+    rcpt_to: &str,
+    content: &[u8],
+) -> mail_send::Result<()> {
+    let envelope = format!("MAIL FROM:<{mail_from}>\r\nRCPT TO:<{rcpt_to}>\r\nDATA\r\n");
+    let timeout = client.timeout;
+    let replies = tokio::time::timeout(timeout, async {
+        client.stream.write_all(envelope.as_bytes()).await?;
+        client.stream.flush().await?;
+        replies(&mut client.stream, 3).await
+    })
+    .await
+    .map_err(|_| mail_send::Error::Timeout)??;
+    let refused = replies
+        .iter()
+        .take(2)
+        .find(|reply| !reply.is_positive_completion())
+        .cloned();
+    match (refused, replies.get(2)) {
+        (None, Some(data)) if data.code == 354 => {}
+        (Some(refusal), Some(data)) if data.code == 354 => {
+            // The server took DATA although it refused the envelope: end the message
+            // empty, and the transaction fails with the first refusal.
+            client.cmd(b".\r\n").await?;
+            return Err(mail_send::Error::UnexpectedReply(refusal));
+        }
+        (Some(refusal), _) => return Err(mail_send::Error::UnexpectedReply(refusal)),
+        (None, Some(data)) => return Err(mail_send::Error::UnexpectedReply(data.clone())),
+        // Closed before answering everything, refusing nothing.
+        (None, None) => return Err(mail_send::Error::UnparseableReply),
+    }
+    tokio::time::timeout(timeout, async {
+        client.write_message(content).await?;
+        client.read().await
+    })
+    .await
+    .map_err(|_| mail_send::Error::Timeout)??
+    .assert_positive_completion()
+}
+
+/// Up to `n` replies, fewer if the server closes after them (a `421` to `MAIL`).
+/// One read may carry several replies: mail-send's `read` would drop all but the
+/// first.
+async fn replies<T: AsyncRead + Unpin>(
+    stream: &mut T,
+    n: usize,
+) -> mail_send::Result<Vec<Response<String>>> {
+    let mut buf = vec![0u8; 1024];
+    let mut got = Vec::with_capacity(n);
+    let mut parser = ResponseReceiver::default();
+    while got.len() < n {
+        let read = stream.read(&mut buf).await?;
+        if read == 0 {
+            break;
+        }
+        let mut bytes = buf[..read].iter();
+        while got.len() < n {
+            match parser.parse(&mut bytes) {
+                Ok(reply) => {
+                    got.push(reply);
+                    parser.reset();
+                }
+                Err(smtp_proto::Error::NeedsMoreData { .. }) => break,
+                Err(_) => return Err(mail_send::Error::UnparseableReply),
+            }
+        }
+    }
+    Ok(got)
 }
 
 /// Sorts a client error; a reply keeps only its code and enhanced status.

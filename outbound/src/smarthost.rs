@@ -5,7 +5,9 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use mail_send::{Credentials, SmtpClientBuilder};
+use mail_send::{Credentials, SmtpClient, SmtpClientBuilder};
+use smtp_proto::EXT_PIPELINING;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::DeliveryError;
 use crate::mx_session::{Failure, Session};
@@ -131,7 +133,7 @@ impl Smarthost {
         let mut refused = None;
         let slot = &mut refused;
         let open = move || async move {
-            self.connect(builder).await.map_err(|e| {
+            self.connect(builder, helo).await.map_err(|e| {
                 *slot = Some(e);
                 Failure::Connection(String::new())
             })
@@ -155,10 +157,15 @@ impl Smarthost {
     }
 
     /// A new connection: greeted, with STARTTLS and AUTH as configured.
-    async fn connect(&self, builder: &SmtpClientBuilder<String>) -> Result<Session, DeliveryError> {
+    async fn connect(
+        &self,
+        builder: &SmtpClientBuilder<String>,
+        helo: &str,
+    ) -> Result<Session, DeliveryError> {
         match self.security {
             Security::Plain => {
-                let client = builder.connect_plain().await.map_err(classify)?;
+                let mut client = builder.connect_plain().await.map_err(classify)?;
+                let pipelining = self.greet(&mut client, helo).await.map_err(classify)?;
                 // mail-send writes the message and its final dot separately; with
                 // Nagle's algorithm the dot waits for the peer's delayed ACK (~40 ms).
                 let _ = client.stream.set_nodelay(true);
@@ -166,34 +173,50 @@ impl Smarthost {
                     .stream
                     .peer_addr()
                     .map_err(|e| DeliveryError::Temporary(format!("connection: {}", e.kind())))?;
-                Ok(Session::adopt_plain(client, peer))
+                Ok(Session::adopt_plain(client, peer, pipelining))
             }
             Security::StartTls | Security::ImplicitTls => {
-                let client = builder.connect().await.map_err(classify)?;
+                let mut client = builder.connect().await.map_err(classify)?;
+                let pipelining = self.greet(&mut client, helo).await.map_err(classify)?;
                 let tcp = client.stream.get_ref().0;
                 let _ = tcp.set_nodelay(true);
                 let peer = tcp
                     .peer_addr()
                     .map_err(|e| DeliveryError::Temporary(format!("connection: {}", e.kind())))?;
-                Ok(Session::adopt_tls(client, peer))
+                Ok(Session::adopt_tls(client, peer, pipelining))
             }
         }
     }
 }
 
 impl Smarthost {
+    /// Says EHLO (after TLS, if any) and authenticates as configured; whether the
+    /// smarthost offers pipelining. mail-send would say EHLO itself, but keeps what
+    /// the answer offered to itself.
+    async fn greet<T: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        client: &mut SmtpClient<T>,
+        helo: &str,
+    ) -> mail_send::Result<bool> {
+        let offered = client.capabilities(helo, false).await?;
+        if let Some((user, pass)) = &self.credentials {
+            client
+                .authenticate(Credentials::new(user.as_str(), pass.as_str()), &offered)
+                .await?;
+        }
+        Ok(offered.has_capability(EXT_PIPELINING))
+    }
+
     fn client_builder(
         &self,
         helo: &str,
         timeout: Duration,
     ) -> Result<SmtpClientBuilder<String>, String> {
-        let mut builder = SmtpClientBuilder::new(self.host.clone(), self.port)?
+        let builder = SmtpClientBuilder::new(self.host.clone(), self.port)?
             .helo_host(helo)
             .timeout(timeout)
-            .implicit_tls(self.security == Security::ImplicitTls);
-        if let Some((user, pass)) = &self.credentials {
-            builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
-        }
+            .implicit_tls(self.security == Security::ImplicitTls)
+            .say_ehlo(false);
         Ok(builder)
     }
 }
@@ -203,7 +226,20 @@ impl Smarthost {
 fn classify(e: mail_send::Error) -> DeliveryError {
     use mail_send::Error as E;
     match e {
-        E::UnexpectedReply(r) | E::AuthenticationFailed(r) => {
+        // Our login refused is our configuration, not the message: it waits for the
+        // operator to mend it, as Postfix soft-bounces (`smtp_sasl_auth_soft_bounce`).
+        E::AuthenticationFailed(r) => {
+            let [c0, c1, c2] = r.esc;
+            tracing::error!(
+                code = r.code(),
+                "the smarthost refused our login: check outbound.smarthost's user and password"
+            );
+            DeliveryError::Temporary(format!(
+                "smarthost login refused: smtp {} {c0}.{c1}.{c2}",
+                r.code()
+            ))
+        }
+        E::UnexpectedReply(r) => {
             let code = r.code();
             let [c0, c1, c2] = r.esc;
             let text = format!("smtp {code} {c0}.{c1}.{c2}");

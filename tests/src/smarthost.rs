@@ -57,6 +57,14 @@ struct Inner {
     /// Close every connection right after accepting a message, as a server whose
     /// idle timeout is very short would.
     close_after_message: bool,
+    /// Offer `AUTH PLAIN` and take mail only from this user and password.
+    login: Option<(String, String)>,
+    /// Users that authenticated, in order.
+    logins: Vec<String>,
+    /// Answer `MAIL` and `RCPT` only together with `DATA`, as a pipelining server may
+    /// (RFC 2920): a client waiting for each answer before the next command waits
+    /// for ever.
+    answers_with_data: bool,
 }
 
 /// The running sink.
@@ -150,6 +158,22 @@ impl Smarthost {
         .with_single_cert(vec![generated.cert.der().clone()], key)?;
         self.lock().tls = Some(TlsAcceptor::from(Arc::new(config)));
         Ok(())
+    }
+
+    /// Offers `AUTH PLAIN` from now on and takes mail only once `user` has logged in
+    /// with `password`.
+    pub fn require_login(&self, user: &str, password: &str) {
+        self.lock().login = Some((user.to_owned(), password.to_owned()));
+    }
+
+    /// Users that logged in so far.
+    pub fn logins(&self) -> Vec<String> {
+        self.lock().logins.clone()
+    }
+
+    /// Answers `MAIL` and `RCPT` only together with the `DATA` after them.
+    pub fn answer_with_data(&self) {
+        self.lock().answers_with_data = true;
     }
 
     /// Connections accepted so far.
@@ -272,6 +296,9 @@ impl Smarthost {
         let mut mail_from = String::new();
         let mut rcpt_to = Vec::new();
         let mut line = Vec::new();
+        let (mut in_mail, mut logged_in) = (false, false);
+        // Answers to `MAIL` and `RCPT` not yet written (see `answer_with_data`).
+        let mut held = Vec::new();
         loop {
             line.clear();
             if lines.read_until(b'\n', &mut line).await? == 0 {
@@ -281,7 +308,22 @@ impl Smarthost {
             let upper = text.to_ascii_uppercase();
             let reply: Vec<u8> = if upper.starts_with("EHLO") {
                 let tls = if offer_tls { "250-STARTTLS\r\n" } else { "" };
-                format!("250-sink.test\r\n{tls}250-8BITMIME\r\n250 PIPELINING\r\n").into()
+                let auth = if self.lock().login.is_some() {
+                    "250-AUTH PLAIN\r\n"
+                } else {
+                    ""
+                };
+                format!("250-sink.test\r\n{tls}{auth}250-8BITMIME\r\n250 PIPELINING\r\n").into()
+            } else if upper.starts_with("AUTH PLAIN ") {
+                let encoded = text.get("AUTH PLAIN ".len()..).unwrap_or_default();
+                match self.log_in(encoded) {
+                    Some(user) => {
+                        logged_in = true;
+                        self.lock().logins.push(user);
+                        b"235 2.7.0 Authentication successful\r\n".to_vec()
+                    }
+                    None => b"535 5.7.8 Authentication credentials invalid\r\n".to_vec(),
+                }
             } else if upper == "STARTTLS" && offer_tls {
                 lines.get_mut().write_all(b"220 2.0.0 go ahead\r\n").await?;
                 return Ok(Some(lines.into_inner()));
@@ -290,26 +332,58 @@ impl Smarthost {
             } else if upper.starts_with("MAIL FROM:") {
                 mail_from = angle(&text);
                 rcpt_to.clear();
+                in_mail = false;
+                if self.lock().login.is_some() && !logged_in {
+                    self.answer(
+                        &mut lines,
+                        &mut held,
+                        b"530 5.7.0 Authentication required\r\n",
+                    )
+                    .await?;
+                    continue;
+                }
                 let refusal = {
                     let mut inner = self.lock();
                     inner.transactions += 1;
                     inner.mail_replies.pop_front()
                 };
                 if let Some(reply) = refusal {
-                    lines
-                        .get_mut()
-                        .write_all(format!("{reply}\r\n").as_bytes())
-                        .await?;
                     if reply.starts_with("421") {
+                        lines.get_mut().write_all(&held).await?;
+                        lines
+                            .get_mut()
+                            .write_all(format!("{reply}\r\n").as_bytes())
+                            .await?;
                         return Ok(None);
                     }
+                    self.answer(&mut lines, &mut held, format!("{reply}\r\n").as_bytes())
+                        .await?;
                     continue;
                 }
-                b"250 2.1.0 OK\r\n".to_vec()
+                in_mail = true;
+                self.answer(&mut lines, &mut held, b"250 2.1.0 OK\r\n")
+                    .await?;
+                continue;
             } else if upper.starts_with("RCPT TO:") {
-                rcpt_to.push(angle(&text));
-                b"250 2.1.5 OK\r\n".to_vec()
+                let reply: &[u8] = if in_mail {
+                    rcpt_to.push(angle(&text));
+                    b"250 2.1.5 OK\r\n"
+                } else {
+                    b"503 5.5.1 Error: need MAIL command\r\n"
+                };
+                self.answer(&mut lines, &mut held, reply).await?;
+                continue;
+            } else if upper == "DATA" && rcpt_to.is_empty() {
+                lines
+                    .get_mut()
+                    .write_all(&std::mem::take(&mut held))
+                    .await?;
+                b"503 5.5.1 Error: need RCPT command\r\n".to_vec()
             } else if upper == "DATA" {
+                lines
+                    .get_mut()
+                    .write_all(&std::mem::take(&mut held))
+                    .await?;
                 let (delay, hang_up) = {
                     let mut inner = self.lock();
                     let hang_up = inner.hang_ups > 0;
@@ -349,6 +423,7 @@ impl Smarthost {
                 b"250 2.0.0 queued\r\n".to_vec()
             } else if upper.starts_with("RSET") {
                 rcpt_to.clear();
+                in_mail = false;
                 b"250 OK\r\n".to_vec()
             } else if upper.starts_with("QUIT") {
                 lines.get_mut().write_all(b"221 bye\r\n").await?;
@@ -358,6 +433,34 @@ impl Smarthost {
             };
             lines.get_mut().write_all(&reply).await?;
         }
+    }
+}
+
+impl Smarthost {
+    /// Writes an answer to `MAIL` or `RCPT`, or holds it for the `DATA` to come.
+    async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        lines: &mut BufReader<S>,
+        held: &mut Vec<u8>,
+        reply: &[u8],
+    ) -> std::io::Result<()> {
+        held.extend_from_slice(reply);
+        if !self.lock().answers_with_data {
+            lines.get_mut().write_all(&std::mem::take(held)).await?;
+        }
+        Ok(())
+    }
+
+    /// The user `AUTH PLAIN`'s argument logs in, if its password is right.
+    fn log_in(&self, encoded: &str) -> Option<String> {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?;
+        let mut parts = decoded.split(|&b| b == 0).skip(1);
+        let (user, password) = (parts.next()?, parts.next()?);
+        let (want_user, want_password) = self.lock().login.clone()?;
+        (user == want_user.as_bytes() && password == want_password.as_bytes()).then_some(want_user)
     }
 }
 

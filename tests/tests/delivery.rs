@@ -293,7 +293,59 @@ async fn smarthost_connections_are_reused(backend: Backend) -> anyhow::Result<()
     Ok(())
 }
 
+/// A gateway sending to `sink` as `user:password`, with Alice and Bob.
+async fn logging_in(
+    backend: Backend,
+    sink: &Smarthost,
+    password: &str,
+) -> anyhow::Result<TestGateway> {
+    let db = TestDb::new(backend).await?;
+    let mut config = test_config(&db, Some(sink))?;
+    config.outbound.smarthost = Some(format!("smtp://relay:{password}@{}", sink.addr));
+    let gw = TestGateway::start_with(db, config).await?;
+    gw.member("alice", ALICE, "Alice").await?;
+    gw.member("bob", BOB, "Bob").await?;
+    Ok(gw)
+}
+
+/// The smarthost's login is used, and `MAIL`, `RCPT` and `DATA` go in one write
+/// when it offers pipelining: this one answers them only together, so a client
+/// waiting for each answer before the next command would wait for ever.
+async fn smarthost_login_and_pipelining(backend: Backend) -> anyhow::Result<()> {
+    let sink = Smarthost::start().await?;
+    sink.require_login("relay", "s3cret");
+    sink.answer_with_data();
+    let gw = logging_in(backend, &sink, "s3cret").await?;
+    let id = alice_writes(&gw, 0).await?;
+    let state = gw.wait_status(&id, "sent").await?;
+    assert_eq!(state["attempts"], 1, "{state}");
+    assert_eq!(sink.logins(), ["relay"]);
+    // A refusal of the envelope comes back with the DATA answer, and counts.
+    sink.refuse_next_mail("451 4.3.2 not now");
+    let id = alice_writes(&gw, 1).await?;
+    let state = gw.wait_status(&id, "sent").await?;
+    assert_eq!(state["attempts"], 2, "{state}");
+    assert_eq!(sink.delivered().len(), 2);
+    gw.stop().await;
+    Ok(())
+}
+
+/// A wrong smarthost password sends nothing: the message waits to be tried again.
+async fn a_refused_smarthost_login_defers(backend: Backend) -> anyhow::Result<()> {
+    let sink = Smarthost::start().await?;
+    sink.require_login("relay", "s3cret");
+    let gw = logging_in(backend, &sink, "wrong").await?;
+    let id = alice_writes(&gw, 0).await?;
+    gw.wait_status(&id, "deferred").await?;
+    assert!(sink.logins().is_empty());
+    assert_eq!(sink.transactions(), 0);
+    gw.stop().await;
+    Ok(())
+}
+
 both_backends!(
+    smarthost_login_and_pipelining,
+    a_refused_smarthost_login_defers,
     smarthost_connections_are_reused,
     a_slow_delivery_keeps_its_lease,
     temporary_failure_is_retried_until_delivered,
