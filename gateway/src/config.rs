@@ -31,6 +31,10 @@ pub struct Config {
     /// a database need different ids, and one instance must keep its id across
     /// restarts.
     pub instance_id: Option<String>,
+    /// Threads running the listener, the API and deliveries; 0 (the default) is one
+    /// fewer than the machine's cores, at least one: SQLite works on threads of its
+    /// own (one per connection), which the last core keeps busy.
+    pub worker_threads: usize,
     /// The HTTP API.
     pub http: HttpConfig,
     /// The SMTP listener.
@@ -184,6 +188,7 @@ impl Default for Config {
             secret_key_file: None,
             log: "info".into(),
             instance_id: None,
+            worker_threads: 0,
             http: HttpConfig::default(),
             smtp: SmtpConfig::default(),
             outbound: OutboundConfig::default(),
@@ -284,6 +289,7 @@ pub const KEYS: &[&str] = &[
     "dns.reports_to",
     "http.public_url",
     "instance_id",
+    "worker_threads",
     "outbound.lease_secs",
     "outbound.dkim_reload_secs",
     "smtp.stress_timeout_secs",
@@ -315,6 +321,17 @@ impl Config {
                     host.into_owned()
                 }
             }
+        }
+    }
+
+    /// The number of runtime threads: the configured one, or one fewer than the
+    /// cores (at least one).
+    pub fn worker_threads(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |cores| cores.get().saturating_sub(1))
+                .max(1),
+            n => n,
         }
     }
 
@@ -473,6 +490,17 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("outbound.smarthost"), "{err}");
+    }
+
+    #[test]
+    fn runtime_threads_leave_a_core_to_the_database() {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        assert_eq!(Config::default().worker_threads(), (cores - 1).max(1));
+        let three = Config {
+            worker_threads: 3,
+            ..Config::default()
+        };
+        assert_eq!(three.worker_threads(), 3);
     }
 
     #[test]

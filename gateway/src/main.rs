@@ -8,10 +8,18 @@ use maskrelay::{Config, app};
 use maskrelay::{dkim_keys, queue_cli};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref(), |name| std::env::var(name).ok())?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads())
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?
+        .block_on(run(cli, config))
+}
+
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log));
     // Colours only on a terminal: journald and log files get plain text.
     let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
