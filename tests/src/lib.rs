@@ -24,6 +24,7 @@ pub mod api;
 pub mod conversation;
 pub mod db;
 pub mod dns;
+pub mod doomed;
 pub mod flood;
 pub mod gateway;
 pub mod load;

@@ -3,21 +3,8 @@
 
 use maskrelay_schema::{SecretKey, Store};
 use maskrelay_tests::db::TestDb;
+use maskrelay_tests::doomed::{doomed_write, probe_table};
 use maskrelay_tests::{Backend, both_backends};
-
-/// A scratch table with a deferred self-reference: a row naming a missing parent is
-/// accepted by its statement and refused by `COMMIT`.
-async fn probe_table(store: &Store) -> anyhow::Result<()> {
-    let mut tx = store.begin_write().await?;
-    sqlx::query(
-        "CREATE TABLE probe (id BIGINT PRIMARY KEY, \
-         parent BIGINT REFERENCES probe (id) DEFERRABLE INITIALLY DEFERRED)",
-    )
-    .execute(tx.connection())
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
 
 async fn insert(store: &Store, id: i64, parent: Option<i64>) -> anyhow::Result<()> {
     let mut tx = store.begin_write().await?;
@@ -57,10 +44,7 @@ async fn a_failed_commit_fails_every_write_in_its_batch(backend: Backend) -> any
     let other = db.store(&key).await?;
     probe_table(&store).await?;
 
-    let mut doomed = store.begin_write().await?;
-    sqlx::query("INSERT INTO probe (id, parent) VALUES (1, 999)")
-        .execute(doomed.connection())
-        .await?;
+    let doomed = doomed_write(&store).await?;
     let joiners: Vec<_> = (10..15)
         .map(|id| {
             let store = store.clone();

@@ -7,6 +7,7 @@ use std::time::Duration;
 use maskrelay_schema::queue::DeliveryStatus;
 use maskrelay_schema::{GroupTx, Store};
 use maskrelay_tests::db::TestDb;
+use maskrelay_tests::doomed::{doomed_write, probe_table};
 use maskrelay_tests::gateway::{TestGateway, test_config};
 use maskrelay_tests::load::{ALICE, BOB};
 use maskrelay_tests::{Backend, both_backends};
@@ -99,19 +100,8 @@ async fn a_failed_commit_leaves_every_mark_of_its_round_undone(
 ) -> anyhow::Result<()> {
     let (gw, ids) = claimed(backend).await?;
     let store = gw.running.store.clone();
-    // A row naming a missing parent: accepted by its statement, refused by COMMIT.
-    let mut tx = store.begin_write().await?;
-    sqlx::query(
-        "CREATE TABLE probe (id BIGINT PRIMARY KEY, \
-         parent BIGINT REFERENCES probe (id) DEFERRABLE INITIALLY DEFERRED)",
-    )
-    .execute(tx.connection())
-    .await?;
-    tx.commit().await?;
-    let mut doomed = store.begin_write().await?;
-    sqlx::query("INSERT INTO probe (id, parent) VALUES (1, 999)")
-        .execute(doomed.connection())
-        .await?;
+    probe_table(&store).await?;
+    let doomed = doomed_write(&store).await?;
     let markers = mark_behind(&store, &ids).await?;
     assert!(
         doomed.commit().await.is_err(),
