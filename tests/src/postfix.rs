@@ -78,7 +78,10 @@ impl Postfix {
             format!("{relay} smtp:[{}]:{}\n", to.ip(), to.port()),
         )?;
         postfix(&conf, "check").await?;
-        postfix(&conf, "start").await?;
+        // Postfix says why it did not start in its log, not on stderr.
+        postfix(&conf, "start")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:#}\nPostfix log:\n{}", pf.log()))?;
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(setup.listen).await.is_ok() {
                 return Ok(pf);
