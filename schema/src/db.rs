@@ -44,6 +44,19 @@ impl Backend {
     }
 }
 
+/// The columns `$first, $rest…` of the table aliased (or named) `$t`, each selected
+/// as `$t_column`, so that one list serves queries of the table alone and joins of
+/// it with others; a macro so that queries stay `&'static str`.
+macro_rules! columns_as {
+    ($t:literal; $first:literal $(, $rest:literal)* $(,)?) => {
+        concat!(
+            $t, ".", $first, " AS ", $t, "_", $first
+            $(, ", ", $t, ".", $rest, " AS ", $t, "_", $rest)*
+        )
+    };
+}
+pub(crate) use columns_as;
+
 /// The store: a connection pool and the keys that protect personal data.
 #[derive(Clone)]
 pub struct Store {

@@ -60,44 +60,9 @@ impl Default for OrgSettings {
 /// alone and for joins.
 macro_rules! org_columns_as {
     ($t:literal) => {
-        concat!(
-            $t,
-            ".id AS ",
-            $t,
-            "_id, ",
-            $t,
-            ".name AS ",
-            $t,
-            "_name, ",
-            $t,
-            ".remove_foreign_addresses AS ",
-            $t,
-            "_remove_foreign_addresses, ",
-            $t,
-            ".relay_auto_replies AS ",
-            $t,
-            "_relay_auto_replies, ",
-            $t,
-            ".retention_days AS ",
-            $t,
-            "_retention_days, ",
-            $t,
-            ".accept_unauthenticated AS ",
-            $t,
-            "_accept_unauthenticated, ",
-            $t,
-            ".member_messaging AS ",
-            $t,
-            "_member_messaging, ",
-            $t,
-            ".new_conversations_per_hour AS ",
-            $t,
-            "_new_conversations_per_hour, ",
-            $t,
-            ".new_conversations_per_day AS ",
-            $t,
-            "_new_conversations_per_day"
-        )
+        $crate::db::columns_as!($t; "id", "name", "remove_foreign_addresses",
+            "relay_auto_replies", "retention_days", "accept_unauthenticated",
+            "member_messaging", "new_conversations_per_hour", "new_conversations_per_day")
     };
 }
 pub(crate) use org_columns_as;
