@@ -11,6 +11,7 @@ use crate::db::Store;
 use crate::error::Result;
 use crate::group::GroupTx;
 use crate::ids::{new_id, now_ms, relay_token};
+use crate::messages::{latest_references, references_from};
 
 /// A conversation between two members of one organisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,15 +223,12 @@ impl Store {
         references: i64,
     ) -> Result<Option<(Thread, Vec<String>)>> {
         let (a, b) = ordered(writer, reader);
-        // One row per referenced message (or one row with no message), each carrying
-        // the thread: one round trip where a find and a list were two.
-        let rows = sqlx::query(concat!(
-            "WITH t AS (",
+        let row = sqlx::query(concat!(
+            "SELECT t.id, t.writer_token, t.reader_token, ",
+            latest_references!("t.id", "$6"),
+            " AS refs FROM (",
             thread_select!(),
-            ") SELECT t.id, t.writer_token, t.reader_token, m.rfc_message_id \
-             FROM t LEFT JOIN messages m ON m.id IN (SELECT id FROM messages \
-                WHERE conversation_id = t.id ORDER BY created_at DESC, id DESC LIMIT $6) \
-             ORDER BY m.created_at DESC, m.id DESC"
+            ") AS t"
         ))
         .bind(org_id)
         .bind(a)
@@ -238,16 +236,14 @@ impl Store {
         .bind(writer)
         .bind(reader)
         .bind(references)
-        .fetch_all(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        let Some(thread) = rows.first().map(thread_from_row).transpose()?.flatten() else {
+        let Some(row) = row else {
             return Ok(None);
         };
-        let mut ids = rows
-            .iter()
-            .filter_map(|r| r.try_get::<Option<String>, _>("rfc_message_id").transpose())
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        ids.reverse();
-        Ok(Some((thread, ids)))
+        let Some(thread) = thread_from_row(&row)? else {
+            return Ok(None);
+        };
+        Ok(Some((thread, references_from(row.try_get("refs")?))))
     }
 }

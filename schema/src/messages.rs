@@ -244,6 +244,30 @@ impl Store {
     }
 }
 
+/// An SQL expression: our `Message-ID`s of the latest `$limit` messages of the
+/// conversation `$conversation`, oldest first, space-separated (NULL if none), so
+/// that a read of other things can bring them along; [`references_from`] splits it.
+macro_rules! latest_references {
+    ($conversation:literal, $limit:literal) => {
+        concat!(
+            "(SELECT string_agg(l.rfc_message_id, ' ' ORDER BY l.created_at, l.id) \
+               FROM (SELECT rfc_message_id, created_at, id FROM messages WHERE conversation_id = ",
+            $conversation,
+            " ORDER BY created_at DESC, id DESC LIMIT ",
+            $limit,
+            ") AS l)"
+        )
+    };
+}
+pub(crate) use latest_references;
+
+/// The `Message-ID`s of a [`latest_references`] column.
+pub(crate) fn references_from(column: Option<String>) -> Vec<String> {
+    column
+        .map(|ids| ids.split(' ').map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
 /// Our `Message-ID`s of the latest `limit` messages of a conversation, oldest first.
 ///
 /// # Errors

@@ -13,6 +13,7 @@ use crate::conversations::{RelayAddress, Thread};
 use crate::db::Store;
 use crate::error::Result;
 use crate::members::{Member, member_columns_as};
+use crate::messages::{latest_references, references_from};
 use crate::orgs::{Org, org_at, org_columns_as};
 
 /// Where mail to a relay address goes, and who may send it.
@@ -59,10 +60,9 @@ impl Store {
                  THEN 1 ELSE 0 END AS BIGINT) AS suppressed, \
                (SELECT b.token FROM relay_addresses b WHERE b.conversation_id = r.conversation_id \
                  AND b.member_id = r.issued_to AND b.issued_to = r.member_id) AS writer_token, \
-               (SELECT string_agg(l.rfc_message_id, ' ' ORDER BY l.created_at, l.id) \
-                 FROM (SELECT rfc_message_id, created_at, id FROM messages \
-                   WHERE conversation_id = r.conversation_id \
-                   ORDER BY created_at DESC, id DESC LIMIT $2) AS l) AS refs \
+               ",
+            latest_references!("r.conversation_id", "$2"),
+            " AS refs \
              FROM relay_addresses r JOIN conversations c ON c.id = r.conversation_id \
               JOIN organisations o ON o.id = c.org_id \
               JOIN members w ON w.id = r.issued_to \
@@ -85,10 +85,7 @@ impl Store {
                 writer_token,
                 reader_token: token.clone(),
             });
-        let references = row
-            .try_get::<Option<String>, _>("refs")?
-            .map(|refs| refs.split(' ').map(str::to_owned).collect())
-            .unwrap_or_default();
+        let references = references_from(row.try_get("refs")?);
         Ok(Some(Route {
             relay: RelayAddress {
                 token,

@@ -217,4 +217,33 @@ async fn reply_keeps_html_text_and_attachments(backend: Backend) -> anyhow::Resu
     Ok(())
 }
 
-both_backends!(alice_bob_alice_bob, reply_keeps_html_text_and_attachments);
+/// Messages sent through the API in one conversation are threaded too: each answers
+/// the one before and lists the earlier ones, oldest first.
+async fn api_messages_continue_their_thread(backend: Backend) -> anyhow::Result<()> {
+    let smarthost = Smarthost::start().await?;
+    let gw = TestGateway::start(backend, &smarthost).await?;
+    gw.member("alice", ALICE, "Alice").await?;
+    gw.member("bob", BOB, "Bob").await?;
+    let mut sent = Vec::new();
+    for n in 1..=3 {
+        let (status, created) = gw
+            .message("alice", "bob", &format!("Note {n}"), "x")
+            .await?;
+        assert_eq!(status, 202, "{created}");
+        let arrived = smarthost.wait_for(n, WAIT).await?.remove(n - 1);
+        let message = parse(&arrived.data)?;
+        if n > 1 {
+            assert_eq!(ids(message.in_reply_to()), sent[sent.len() - 1..].to_vec());
+            assert_eq!(ids(message.references()), sent);
+        }
+        sent.push(message.message_id().unwrap_or_default().to_owned());
+    }
+    gw.stop().await;
+    Ok(())
+}
+
+both_backends!(
+    alice_bob_alice_bob,
+    reply_keeps_html_text_and_attachments,
+    api_messages_continue_their_thread,
+);
