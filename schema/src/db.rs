@@ -118,21 +118,26 @@ impl Store {
             })
             .acquire_timeout(Duration::from_secs(10));
         if backend == Backend::Sqlite {
-            pool = pool.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    // WAL lets readers proceed during a write; FULL makes each commit
-                    // durable before we acknowledge a message.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = FULL").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    // Every commit invalidates the other connections' page caches;
-                    // reading through a shared mapping instead of copying pages in
-                    // again with pread() halved the SQLite threads' time under load.
-                    conn.execute("PRAGMA mmap_size = 268435456").await?;
-                    Ok(())
-                })
-            });
+            // A SQLite connection is a file handle in this process: it cannot be cut
+            // off while idle, so checking it before each use (sqlx's default) is only
+            // one more round trip to its thread per query.
+            pool = pool
+                .test_before_acquire(false)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        // WAL lets readers proceed during a write; FULL makes each commit
+                        // durable before we acknowledge a message.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        // Every commit invalidates the other connections' page caches;
+                        // reading through a shared mapping instead of copying pages in
+                        // again with pread() halved the SQLite threads' time under load.
+                        conn.execute("PRAGMA mmap_size = 268435456").await?;
+                        Ok(())
+                    })
+                });
         }
         let pool = pool.connect_with(options).await?;
         Ok(Self {
