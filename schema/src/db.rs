@@ -206,6 +206,24 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The flags of `.cargo/config.toml` reached the SQLite we link: without them
+    /// every allocation takes a global lock and bound LIMITs re-plan each statement.
+    #[tokio::test]
+    async fn sqlite_is_built_for_concurrent_connections() -> std::result::Result<(), sqlx::Error> {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await?;
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(&mut conn)
+            .await?;
+        for wanted in ["DEFAULT_MEMSTATUS=0", "ENABLE_QPSG"] {
+            assert!(
+                options.iter().any(|o| o == wanted),
+                "SQLite was built without {wanted} (see .cargo/config.toml): {options:?}"
+            );
+        }
+        Ok(())
+    }
+
     #[test]
     fn backend_follows_the_url_scheme() {
         assert_eq!(
