@@ -14,7 +14,8 @@ use sqlx::{AnyPool, Executor};
 use crate::crypto::Crypto;
 use crate::error::{Result, StoreError};
 use crate::group::Group;
-use crate::sent::SentMarks;
+use crate::messages::QueuedMessage;
+use crate::rounds::Rounds;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -63,7 +64,10 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) crypto: Crypto,
     pub(crate) group: Arc<Group>,
-    pub(crate) sent: Arc<SentMarks>,
+    /// Deliveries waiting for a round that marks them sent.
+    pub(crate) sent: Arc<Rounds<String>>,
+    /// Messages waiting for a round that stores them.
+    pub(crate) arrivals: Arc<Rounds<QueuedMessage>>,
     backend: Backend,
     /// Where the database is, for connections outside the pool (a listener).
     pub(crate) url: Arc<str>,
@@ -145,6 +149,7 @@ impl Store {
             crypto,
             group: Arc::new(Group::start()),
             sent: Arc::default(),
+            arrivals: Arc::default(),
             backend,
             url: Arc::from(url),
         })

@@ -16,6 +16,7 @@
 //! - [`messages`]: relayed messages and their queued delivery, stored in one transaction.
 //! - [`metadata`]: conversations and messages as admins may see them (no content).
 //! - [`queue`]: claiming due deliveries under a lease and recording outcomes.
+//! - `rounds`: many callers' rows written by one statement in the group commit.
 //! - [`sent`]: marking deliveries sent, many per statement.
 //! - [`queue_admin`]: the queue as operators see it: list, show, retry, cancel.
 //! - [`suppressions`]: bounces recorded, and addresses no longer sent to.
@@ -44,6 +45,7 @@ pub mod metadata;
 pub mod orgs;
 pub mod queue;
 pub mod queue_admin;
+mod rounds;
 pub mod routing;
 pub mod sent;
 pub mod suppressions;

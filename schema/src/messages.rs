@@ -6,12 +6,13 @@
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::{Any, Row};
+use sqlx::{Any, AssertSqlSafe, Row};
 
 use crate::db::{Backend, Store};
 use crate::error::Result;
 use crate::group::GroupTx;
 use crate::ids::{new_id, now_ms};
+use crate::rounds::{RoundWrite, Rounds, write_in_round};
 
 pub(crate) const CONTENT: &str = "deliveries.content";
 pub(crate) const RECIPIENT: &str = "deliveries.recipient";
@@ -137,57 +138,161 @@ impl Sealed {
         store: &Store,
         msg: &'q NewMessage<'q>,
     ) -> Query<'q, Any, AnyArguments> {
-        let sql = match store.backend() {
-            Backend::Sqlite => concat!(insert_message!(), "; ", insert_delivery!()),
-            Backend::Postgres => {
-                concat!("WITH m AS (", insert_message!(), ") ", insert_delivery!())
-            }
-        };
-        sqlx::query(sql)
-            .bind(msg.id)
-            .bind(msg.org_id)
-            .bind(msg.conversation_id)
-            .bind(msg.sender_id)
-            .bind(msg.recipient_id)
-            .bind(msg.origin.as_str())
-            .bind(msg.rfc_message_id)
-            .bind(msg.sender_auth)
-            .bind(now_ms())
-            .bind(&self.delivery_id)
-            .bind(&self.recipient_enc)
-            .bind(&self.content_enc)
+        bind_row(
+            sqlx::query(AssertSqlSafe(insert_sql(store.backend(), 1))),
+            msg,
+            self,
+            now_ms(),
+        )
     }
 }
 
-/// The message's row, from parameters `$1`..`$9`.
-macro_rules! insert_message {
-    () => {
-        "INSERT INTO messages (id, org_id, conversation_id, sender_id, recipient_id, origin, \
-                               rfc_message_id, sender_auth, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-    };
+/// Binds one message and its delivery: the twelve parameters per row of
+/// [`insert_sql`].
+fn bind_row<'q>(
+    query: Query<'q, Any, AnyArguments>,
+    msg: &NewMessage<'q>,
+    sealed: &'q Sealed,
+    created_at: i64,
+) -> Query<'q, Any, AnyArguments> {
+    query
+        .bind(msg.id)
+        .bind(msg.org_id)
+        .bind(msg.conversation_id)
+        .bind(msg.sender_id)
+        .bind(msg.recipient_id)
+        .bind(msg.origin.as_str())
+        .bind(msg.rfc_message_id)
+        .bind(msg.sender_auth)
+        .bind(created_at)
+        .bind(&sealed.delivery_id)
+        .bind(&sealed.recipient_enc)
+        .bind(&sealed.content_enc)
 }
-use insert_message;
 
-/// Its delivery's row: id `$10`, recipient `$11`, content `$12`, due at once.
-macro_rules! insert_delivery {
-    () => {
+/// Parameters per row of [`insert_sql`].
+const PER_ROW: usize = 12;
+
+/// At most this many messages per statement (SQLite allows 32,766 parameters).
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// One statement storing `rows` messages and their deliveries, due at once: row `r`
+/// takes parameters `12r+1`..`12r+12` (message id, organisation, conversation,
+/// writer, reader, origin, `Message-ID`, sender authentication, time; delivery id,
+/// recipient, content). On SQLite two statements in one call, on PostgreSQL a
+/// data-modifying CTE.
+fn insert_sql(backend: Backend, rows: usize) -> String {
+    use std::fmt::Write;
+    let mut messages = String::from(
+        "INSERT INTO messages (id, org_id, conversation_id, sender_id, recipient_id, origin, \
+                               rfc_message_id, sender_auth, created_at) VALUES ",
+    );
+    let mut deliveries = String::from(
         "INSERT INTO deliveries (id, message_id, status, recipient_enc, content_enc, attempts, \
-                                 next_attempt_at, created_at, updated_at) \
-         VALUES ($10, $1, 'queued', $11, $12, 0, $9, $9, $9)"
-    };
+                                 next_attempt_at, created_at, updated_at) VALUES ",
+    );
+    for r in 0..rows {
+        let p = r * PER_ROW;
+        let sep = if r == 0 { "" } else { ", " };
+        // Writing to a String cannot fail.
+        let _ = write!(
+            messages,
+            "{sep}(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6,
+            p + 7,
+            p + 8,
+            p + 9
+        );
+        let _ = write!(
+            deliveries,
+            "{sep}(${}, ${}, 'queued', ${}, ${}, 0, ${at}, ${at}, ${at})",
+            p + 10,
+            p + 1,
+            p + 11,
+            p + 12,
+            at = p + 9
+        );
+    }
+    match backend {
+        Backend::Sqlite => format!("{messages}; {deliveries}"),
+        Backend::Postgres => format!("WITH m AS ({messages}) {deliveries}"),
+    }
 }
-use insert_delivery;
+
+/// A message waiting for the round that stores it (see [`crate::rounds`]).
+pub(crate) struct QueuedMessage {
+    id: String,
+    org_id: String,
+    conversation_id: String,
+    sender_id: String,
+    recipient_id: String,
+    origin: Origin,
+    rfc_message_id: String,
+    sender_auth: Option<String>,
+    created_at: i64,
+    sealed: Sealed,
+}
+
+impl QueuedMessage {
+    fn borrowed(&self) -> NewMessage<'_> {
+        NewMessage {
+            id: &self.id,
+            org_id: &self.org_id,
+            conversation_id: &self.conversation_id,
+            sender_id: &self.sender_id,
+            recipient_id: &self.recipient_id,
+            origin: self.origin,
+            rfc_message_id: &self.rfc_message_id,
+            sender_auth: self.sender_auth.as_deref(),
+        }
+    }
+}
+
+/// Messages stored in rounds: everything arriving while the previous batch commits
+/// is inserted by one statement.
+struct Arrivals;
+
+impl RoundWrite for Arrivals {
+    type Row = QueuedMessage;
+    const WHAT: &'static str = "store messages";
+
+    fn rounds(store: &Store) -> &Rounds<QueuedMessage> {
+        &store.arrivals
+    }
+
+    async fn write(store: &Store, tx: &mut GroupTx, rows: &[QueuedMessage]) -> Result<()> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let msgs: Vec<NewMessage<'_>> = chunk.iter().map(QueuedMessage::borrowed).collect();
+            let mut query = sqlx::query(AssertSqlSafe(insert_sql(store.backend(), chunk.len())));
+            for (row, msg) in chunk.iter().zip(&msgs) {
+                query = bind_row(query, msg, &row.sealed, row.created_at);
+            }
+            query.execute(tx.conn()).await?;
+        }
+        Ok(())
+    }
+}
 
 impl Store {
+    /// How many messages wait to be stored in the round now gathering.
+    pub fn arrivals_gathering(&self) -> usize {
+        self.arrivals.gathering()
+    }
+
     /// Stores a message and queues its delivery, as
     /// [`insert_message_with_delivery`], as a write of its own: for a message whose
     /// conversation exists and that writes nothing else. Returns the delivery id
     /// once it is durable.
     ///
-    /// It joins the batch without a savepoint (one statement, one round trip): if
-    /// its insert fails, the batch fails with it and every writer in it is told to
-    /// try again, which costs a retry, never a message.
+    /// It is stored in a round with the other messages arriving meanwhile, by one
+    /// statement without a savepoint: if that fails, the batch fails with it and
+    /// every writer in it is told to try again, which costs a retry, never a
+    /// message.
     ///
     /// # Errors
     /// [`crate::StoreError`] if encryption, the insert or the commit fails.
@@ -198,10 +303,21 @@ impl Store {
         content: &[u8],
     ) -> Result<String> {
         let sealed = Sealed::new(self, recipient_address, content)?;
-        let mut tx = self.begin_single().await?;
-        let inserted = sealed.insert(self, msg).execute(tx.conn()).await;
-        tx.end(inserted).await?;
-        Ok(sealed.delivery_id)
+        let delivery_id = sealed.delivery_id.clone();
+        let row = QueuedMessage {
+            id: msg.id.to_owned(),
+            org_id: msg.org_id.to_owned(),
+            conversation_id: msg.conversation_id.to_owned(),
+            sender_id: msg.sender_id.to_owned(),
+            recipient_id: msg.recipient_id.to_owned(),
+            origin: msg.origin,
+            rfc_message_id: msg.rfc_message_id.to_owned(),
+            sender_auth: msg.sender_auth.map(str::to_owned),
+            created_at: now_ms(),
+            sealed,
+        };
+        write_in_round::<Arrivals>(self, row).await?;
+        Ok(delivery_id)
     }
 }
 

@@ -1,60 +1,36 @@
 //! Marking deliveries sent, many per statement.
 //!
-//! Under load the worker finishes deliveries continuously, and each used to be
-//! marked with a statement of its own (a round trip to the database's thread, in a
-//! batch transaction shared with everyone else). Here the first delivery to finish
-//! starts a marker task, which waits for its turn in the group commit; every
-//! delivery finishing meanwhile joins it, and the task marks them all with one
-//! statement and tells each the outcome of the batch's `COMMIT`. The next to finish
-//! starts the next marker, which queues behind this one.
-//!
-//! The task is spawned, so that no caller's cancellation can strand the others.
-
-use std::sync::Mutex;
-
-use tokio::sync::watch;
+//! Under load the worker finishes deliveries continuously; those finishing together
+//! are marked by one statement, in a round of [`crate::rounds`].
 
 use crate::db::{Backend, Store};
-use crate::error::{Result, StoreError};
+use crate::error::Result;
+use crate::group::GroupTx;
 use crate::ids::now_ms;
 use crate::queue::{DeliveryStatus, finish_set};
+use crate::rounds::{RoundWrite, Rounds, write_in_round};
 
-/// How a round ended: `Ok`, or why none of it is stored.
-type Outcome = Option<std::result::Result<(), String>>;
+/// Deliveries marked sent in rounds (see [`crate::rounds`]).
+pub(crate) struct SentMarks;
 
-/// Deliveries waiting to be marked sent, and who hears the outcome.
-#[derive(Default)]
-pub(crate) struct SentMarks {
-    round: Mutex<Round>,
-}
+impl RoundWrite for SentMarks {
+    type Row = String;
+    const WHAT: &'static str = "mark deliveries sent";
 
-struct Round {
-    ids: Vec<String>,
-    outcome: watch::Sender<Outcome>,
-    /// A marker task exists that has not yet taken `ids`.
-    gathering: bool,
-}
-
-impl Default for Round {
-    fn default() -> Self {
-        Self {
-            ids: Vec::new(),
-            outcome: watch::Sender::new(None),
-            gathering: false,
-        }
+    fn rounds(store: &Store) -> &Rounds<String> {
+        &store.sent
     }
-}
 
-impl SentMarks {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Round> {
-        self.round.lock().unwrap_or_else(|p| p.into_inner())
+    async fn write(store: &Store, tx: &mut GroupTx, ids: &[String]) -> Result<()> {
+        mark(store, ids).execute(tx.conn()).await?;
+        Ok(())
     }
 }
 
 impl Store {
     /// How many deliveries wait to be marked sent in the round now gathering.
     pub fn marks_gathering(&self) -> usize {
-        self.sent.lock().ids.len()
+        self.sent.gathering()
     }
 
     /// Records that a delivery was accepted by the next server: its content and
@@ -62,52 +38,11 @@ impl Store {
     /// with the others finishing meanwhile. `Ok` once durable.
     ///
     /// # Errors
-    /// [`StoreError::CommitFailed`] if the statement or the commit failed; then none
-    /// of the round is marked, and the caller tries again.
+    /// [`crate::StoreError::CommitFailed`] if the statement or the commit failed;
+    /// then none of the round is marked, and the caller tries again.
     pub async fn mark_sent(&self, delivery_id: &str) -> Result<()> {
-        let (mut outcome, start) = {
-            let mut round = self.sent.lock();
-            round.ids.push(delivery_id.to_owned());
-            let start = !round.gathering;
-            round.gathering = true;
-            (round.outcome.subscribe(), start)
-        };
-        if start {
-            tokio::spawn(mark_round(self.clone()));
-        }
-        match outcome.wait_for(Option::is_some).await.as_deref() {
-            Ok(Some(Ok(()))) => Ok(()),
-            Ok(Some(Err(e))) => Err(StoreError::CommitFailed(e.clone())),
-            Ok(None) | Err(_) => Err(StoreError::CommitFailed(
-                "the marking task ended without an outcome".to_owned(),
-            )),
-        }
+        write_in_round::<SentMarks>(self, delivery_id.to_owned()).await
     }
-}
-
-/// Marks every delivery gathered until this task's turn in the group commit.
-async fn mark_round(store: Store) {
-    let tx = store.begin_single().await;
-    let (ids, outcome) = {
-        let mut round = store.sent.lock();
-        round.gathering = false;
-        let ids = std::mem::take(&mut round.ids);
-        (
-            ids,
-            std::mem::replace(&mut round.outcome, watch::Sender::new(None)),
-        )
-    };
-    let result = match tx {
-        Ok(mut tx) => {
-            let marked = mark(&store, &ids).execute(tx.conn()).await;
-            tx.end(marked).await.map(|_| ())
-        }
-        Err(e) => Err(e),
-    };
-    if let Err(e) = &result {
-        tracing::warn!(error = %e, deliveries = ids.len(), "could not mark deliveries sent");
-    }
-    outcome.send_replace(Some(result.map_err(|e| e.to_string())));
 }
 
 /// The statement marking `ids` sent, the ids passed as one JSON array.
