@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
 
 use crate::crypto::Crypto;
 use crate::error::{Result, StoreError};
@@ -57,6 +57,9 @@ macro_rules! columns_as {
     };
 }
 pub(crate) use columns_as;
+
+/// A pooled PostgreSQL connection idle for longer than this is checked before use.
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// The store: a connection pool and the keys that protect personal data.
 #[derive(Clone)]
@@ -121,6 +124,27 @@ impl Store {
                 Backend::Postgres => 10,
             })
             .acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Postgres {
+            // A server restart or a proxy's timeout cuts idle connections. sqlx's
+            // default pings every connection before each use: a round trip to the
+            // server per query. A connection used within the last second is taken
+            // as alive (as HikariCP does); an older one is pinged, and replaced if
+            // the ping fails.
+            pool = pool
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for < CHECK_IDLE_AFTER {
+                            return Ok(true);
+                        }
+                        let alive = conn.ping().await.is_ok();
+                        if !alive {
+                            tracing::info!("an idle database connection was cut; opening another");
+                        }
+                        Ok(alive)
+                    })
+                });
+        }
         if backend == Backend::Sqlite {
             // A SQLite connection is a file handle in this process: it cannot be cut
             // off while idle, so checking it before each use (sqlx's default) is only
@@ -215,7 +239,6 @@ mod tests {
     /// every allocation takes a global lock and bound LIMITs re-plan each statement.
     #[tokio::test]
     async fn sqlite_is_built_for_concurrent_connections() -> std::result::Result<(), sqlx::Error> {
-        use sqlx::Connection;
         let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await?;
         let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
             .fetch_all(&mut conn)
