@@ -292,6 +292,33 @@ impl GatewayProcess {
         Ok(self.log())
     }
 
+    /// Sends `SIGTERM` and reaps the process; its exit status and log.
+    ///
+    /// # Errors
+    /// If the signal cannot be sent, or the process has not exited within `bound`
+    /// (it is then killed, and its log is in the error).
+    pub async fn terminate(
+        mut self,
+        bound: Duration,
+    ) -> anyhow::Result<(std::process::ExitStatus, Vec<String>)> {
+        let pid = self
+            .pid()
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(rustix::process::Pid::from_raw)
+            .ok_or_else(|| anyhow::anyhow!("the gateway process has exited"))?;
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM)?;
+        match tokio::time::timeout(bound, self.child.wait()).await {
+            Ok(status) => Ok((status?, self.log())),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                anyhow::bail!(
+                    "still running {bound:?} after SIGTERM:\n{}",
+                    self.log().join("\n")
+                )
+            }
+        }
+    }
+
     /// Waits until the process has logged a line containing `marker`.
     ///
     /// # Errors
