@@ -123,49 +123,45 @@ impl Store {
                 Backend::Sqlite => 4,
                 Backend::Postgres => 10,
             })
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(Duration::from_secs(10))
+            // sqlx's default pings every connection before each use: a round trip to
+            // the connection's thread (SQLite) or to the server (PostgreSQL) per
+            // query. A SQLite connection is a file handle in this process and cannot
+            // be cut off while idle; PostgreSQL's are checked below.
+            .test_before_acquire(false);
         if backend == Backend::Postgres {
-            // A server restart or a proxy's timeout cuts idle connections. sqlx's
-            // default pings every connection before each use: a round trip to the
-            // server per query. A connection used within the last second is taken
-            // as alive (as HikariCP does); an older one is pinged, and replaced if
-            // the ping fails.
-            pool = pool
-                .test_before_acquire(false)
-                .before_acquire(|conn, meta| {
-                    Box::pin(async move {
-                        if meta.idle_for < CHECK_IDLE_AFTER {
-                            return Ok(true);
-                        }
-                        let alive = conn.ping().await.is_ok();
-                        if !alive {
-                            tracing::info!("an idle database connection was cut; opening another");
-                        }
-                        Ok(alive)
-                    })
-                });
+            // A server restart or a proxy's timeout cuts idle connections. One used
+            // within the last second is taken as alive (as HikariCP does); an older
+            // one is pinged, and replaced if the ping fails.
+            pool = pool.before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < CHECK_IDLE_AFTER {
+                        return Ok(true);
+                    }
+                    let alive = conn.ping().await.is_ok();
+                    if !alive {
+                        tracing::info!("an idle database connection was cut; opening another");
+                    }
+                    Ok(alive)
+                })
+            });
         }
         if backend == Backend::Sqlite {
-            // A SQLite connection is a file handle in this process: it cannot be cut
-            // off while idle, so checking it before each use (sqlx's default) is only
-            // one more round trip to its thread per query.
-            pool = pool
-                .test_before_acquire(false)
-                .after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        // WAL lets readers proceed during a write; FULL makes each commit
-                        // durable before we acknowledge a message.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        // Every commit invalidates the other connections' page caches;
-                        // reading through a shared mapping instead of copying pages in
-                        // again with pread() halved the SQLite threads' time under load.
-                        conn.execute("PRAGMA mmap_size = 268435456").await?;
-                        Ok(())
-                    })
-                });
+            pool = pool.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers proceed during a write; FULL makes each commit
+                    // durable before we acknowledge a message.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    // Every commit invalidates the other connections' page caches;
+                    // reading through a shared mapping instead of copying pages in
+                    // again with pread() halved the SQLite threads' time under load.
+                    conn.execute("PRAGMA mmap_size = 268435456").await?;
+                    Ok(())
+                })
+            });
         }
         let pool = pool.connect_with(options).await?;
         Ok(Self {

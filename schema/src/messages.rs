@@ -239,6 +239,21 @@ pub(crate) struct QueuedMessage {
 }
 
 impl QueuedMessage {
+    fn new(msg: &NewMessage<'_>, sealed: Sealed) -> Self {
+        Self {
+            id: msg.id.to_owned(),
+            org_id: msg.org_id.to_owned(),
+            conversation_id: msg.conversation_id.to_owned(),
+            sender_id: msg.sender_id.to_owned(),
+            recipient_id: msg.recipient_id.to_owned(),
+            origin: msg.origin,
+            rfc_message_id: msg.rfc_message_id.to_owned(),
+            sender_auth: msg.sender_auth.map(str::to_owned),
+            created_at: now_ms(),
+            sealed,
+        }
+    }
+
     fn borrowed(&self) -> NewMessage<'_> {
         NewMessage {
             id: &self.id,
@@ -267,10 +282,9 @@ impl RoundWrite for Arrivals {
 
     async fn write(store: &Store, tx: &mut GroupTx, rows: &[QueuedMessage]) -> Result<()> {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let msgs: Vec<NewMessage<'_>> = chunk.iter().map(QueuedMessage::borrowed).collect();
             let mut query = sqlx::query(AssertSqlSafe(insert_sql(store.backend(), chunk.len())));
-            for (row, msg) in chunk.iter().zip(&msgs) {
-                query = bind_row(query, msg, &row.sealed, row.created_at);
+            for row in chunk {
+                query = bind_row(query, &row.borrowed(), &row.sealed, row.created_at);
             }
             query.execute(tx.conn()).await?;
         }
@@ -304,19 +318,7 @@ impl Store {
     ) -> Result<String> {
         let sealed = Sealed::new(self, recipient_address, content)?;
         let delivery_id = sealed.delivery_id.clone();
-        let row = QueuedMessage {
-            id: msg.id.to_owned(),
-            org_id: msg.org_id.to_owned(),
-            conversation_id: msg.conversation_id.to_owned(),
-            sender_id: msg.sender_id.to_owned(),
-            recipient_id: msg.recipient_id.to_owned(),
-            origin: msg.origin,
-            rfc_message_id: msg.rfc_message_id.to_owned(),
-            sender_auth: msg.sender_auth.map(str::to_owned),
-            created_at: now_ms(),
-            sealed,
-        };
-        write_in_round::<Arrivals>(self, row).await?;
+        write_in_round::<Arrivals>(self, QueuedMessage::new(msg, sealed)).await?;
         Ok(delivery_id)
     }
 }
