@@ -67,6 +67,20 @@ pub struct Tally {
     pub abandoned: u64,
 }
 
+impl Tally {
+    /// One line for the test's output, once [`ReplyLoad::finish`] found every
+    /// accepted reply delivered, `duplicates` of them more than once.
+    pub fn delivered_summary(&self, duplicates: usize) -> String {
+        format!(
+            "{} replies accepted, all delivered; {duplicates} delivered twice; refused: {:?}; \
+             unreachable while down: {}",
+            self.accepted.len(),
+            self.refused,
+            self.unreachable
+        )
+    }
+}
+
 /// The running load.
 pub struct ReplyLoad {
     tally: Arc<Mutex<Tally>>,

@@ -47,13 +47,7 @@ async fn sigterm_under_load_stops_the_gateway_and_keeps_every_reply(
         .finish(&sink)
         .await
         .map_err(|e| e.context(gateway.log().join("\n")))?;
-    eprintln!(
-        "{backend:?}: {} replies accepted, all delivered; {duplicates} delivered twice; \
-         refused: {:?}; unreachable while down: {}",
-        tally.accepted.len(),
-        tally.refused,
-        tally.unreachable
-    );
+    eprintln!("{backend:?}: {}", tally.delivered_summary(duplicates));
     gateway.terminate(STOP_BOUND).await?;
     Ok(())
 }
