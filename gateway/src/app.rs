@@ -1,25 +1,29 @@
-//! Wiring: the store, the HTTP API, the SMTP listener and the delivery worker in one
-//! process, sharing one shutdown signal.
+//! Wiring: the store, the HTTP API, the SMTP listener, the delivery worker and the
+//! writer's notices in one process, sharing one shutdown signal.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use maskrelay_inbound::authenticate::SenderAuth;
+use maskrelay_compose::Submitter;
+use maskrelay_deliver::retry::{RetryPolicy, SCHEDULE_MINUTES};
+use maskrelay_deliver::transport::mx::{Mx, MxSettings};
+use maskrelay_deliver::{Transport, WorkerConfig};
+use maskrelay_inbound::read::authenticate::SenderAuth;
 use maskrelay_inbound::{ListenerStats, Router, SmtpParams};
-use maskrelay_outbound::mx::{Mx, MxSettings};
-use maskrelay_outbound::retry::{RetryPolicy, SCHEDULE_MINUTES};
-use maskrelay_outbound::wakeup::Wakeup;
-use maskrelay_outbound::{Submitter, Transport, WorkerConfig};
 use maskrelay_schema::{Crypto, Store};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api;
 use crate::config::Config;
 use crate::keyfile;
+
+/// Failed deliveries the worker may report before it waits for the notices to catch up.
+const FAILURES_WAITING: usize = 256;
 
 /// A running gateway.
 pub struct Running {
@@ -44,7 +48,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .with_context(|| {
             format!(
                 "cannot open database {}",
-                maskrelay_schema::db::redact_url(&config.database_url)
+                maskrelay_schema::backend::redact_url(&config.database_url)
             )
         })?;
     store
@@ -60,7 +64,6 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// If the store cannot be opened or a listener cannot bind.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = open_store(&config).await?;
-    let wake = Wakeup::new();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
 
@@ -77,12 +80,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{http_addr}"));
-    let submitter = Submitter::new(
-        store.clone(),
-        config.relay_domain.clone(),
-        public_url,
-        wake.clone(),
-    );
+    let submitter = Submitter::new(store.clone(), config.relay_domain.clone(), public_url);
 
     let listener_stats = Arc::new(ListenerStats::default());
     let state = api::AppState {
@@ -112,7 +110,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         );
         SenderAuth::off()
     };
-    let router = Router::new(store.clone(), submitter, auth);
+    let router = Router::new(store.clone(), submitter.clone(), auth);
     let tls = if config.smtp.starttls {
         if config.smtp.tls_cert_file.is_none() {
             tracing::warn!(
@@ -120,7 +118,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                  smtp.tls_key_file for production"
             );
         }
-        Some(maskrelay_inbound::tls::acceptor(
+        Some(maskrelay_inbound::smtp::tls::acceptor(
             config.smtp.tls_cert_file.as_deref(),
             config.smtp.tls_key_file.as_deref(),
             &smtp_hostname(&config),
@@ -128,7 +126,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     } else {
         None
     };
-    tasks.spawn(maskrelay_inbound::listener::serve(
+    tasks.spawn(maskrelay_inbound::smtp::listener::serve(
         smtp,
         smtp_params(&config),
         tls,
@@ -138,22 +136,25 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ));
     tracing::info!(address = %smtp_addr, relay_domain = %config.relay_domain, "SMTP listener listening");
 
-    tasks.spawn(maskrelay_outbound::janitor::run(
+    tasks.spawn(maskrelay_deliver::janitor::run(
         store.clone(),
         Duration::from_secs(config.outbound.retention_sweep_secs.max(1)),
         shutdown.clone(),
     ));
-    tasks.spawn(maskrelay_outbound::wakeup::run(
+    tasks.spawn(maskrelay_deliver::wakeup::run(
         store.clone(),
-        wake.clone(),
         shutdown.clone(),
     ));
-    tasks.spawn(maskrelay_outbound::worker::run(
+    // Deliveries that fail for good go from the worker to the notices, which end
+    // once the worker has stopped and they have told every writer reported.
+    let (failed, failures) = mpsc::channel(FAILURES_WAITING);
+    tasks.spawn(maskrelay_deliver::worker::run(
         store.clone(),
         worker_config(&config)?,
-        wake,
+        failed,
         shutdown.clone(),
     ));
+    tasks.spawn(maskrelay_compose::notice::run(submitter, failures));
     tasks.close();
     Ok(Running {
         http_addr,
@@ -205,7 +206,7 @@ fn smtp_params(config: &Config) -> SmtpParams {
 /// Delivery to each recipient's MX hosts, through the configured resolvers.
 fn mx_transport(config: &Config) -> anyhow::Result<Transport> {
     let out = &config.outbound;
-    let resolver = maskrelay_inbound::authenticate::resolver(&config.dns.nameservers()?)?;
+    let resolver = maskrelay_inbound::read::authenticate::resolver(&config.dns.nameservers()?)?;
     let settings = MxSettings {
         port: out.mx_port,
         tls: out

@@ -370,12 +370,12 @@ impl Config {
             bail!("relay_domain {domain:?} is not a domain name like relay.example.org");
         }
         if let Some(url) = &self.outbound.smarthost {
-            url.parse::<maskrelay_outbound::smarthost::Smarthost>()
+            url.parse::<maskrelay_deliver::transport::smarthost::Smarthost>()
                 .map_err(|e| anyhow::anyhow!("outbound.smarthost: {e}"))?;
         }
         self.outbound
             .tls
-            .parse::<maskrelay_outbound::mx::TlsPolicy>()
+            .parse::<maskrelay_deliver::transport::mx::TlsPolicy>()
             .map_err(|e| anyhow::anyhow!("outbound.tls: {e}"))?;
         self.dns.nameservers()?;
         if let Some(ip) = &self.dns.public_address

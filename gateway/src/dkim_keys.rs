@@ -3,7 +3,7 @@
 //! every instance on it signs with them.
 
 use anyhow::{Context, bail};
-use maskrelay_outbound::dkim::{Signer, generate, is_selector, zone_line};
+use maskrelay_deliver::dkim::{Signer, generate, is_selector, zone_line};
 use maskrelay_schema::Store;
 use maskrelay_schema::dkim::DkimAlgorithm;
 

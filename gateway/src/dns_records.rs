@@ -12,11 +12,11 @@ use std::net::IpAddr;
 use base64::Engine;
 use mail_auth::MessageAuthenticator;
 use mail_auth::hickory_resolver::proto::rr::RData;
-use maskrelay_outbound::dkim::zone_line;
+use maskrelay_deliver::dkim::zone_line;
 use maskrelay_schema::Store;
 use maskrelay_schema::dkim::DkimAlgorithm;
 
-use crate::Config;
+use crate::config::Config;
 
 /// What the relay domain should publish.
 pub struct Plan {

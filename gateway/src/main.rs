@@ -72,8 +72,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     Ok(())
                 }
                 DnsCommand::Check => {
-                    let resolver =
-                        maskrelay_inbound::authenticate::resolver(&config.dns.nameservers()?)?;
+                    let resolver = maskrelay_inbound::read::authenticate::resolver(
+                        &config.dns.nameservers()?,
+                    )?;
                     let findings = plan.check(&resolver).await;
                     for f in &findings {
                         println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.text);

@@ -2,9 +2,8 @@
 //! against the configured database. Ids, statuses, attempts and reply codes only:
 //! recipients and content stay encrypted and unshown.
 
-use maskrelay_schema::Store;
-use maskrelay_schema::queue::DeliveryStatus;
 use maskrelay_schema::queue_admin::DeliveryInfo;
+use maskrelay_schema::{DeliveryId, DeliveryStatus, Store};
 
 use crate::cli::QueueCommand;
 
@@ -32,18 +31,20 @@ pub async fn run(store: &Store, command: QueueCommand) -> anyhow::Result<()> {
                     d.id,
                     d.status.as_str(),
                     d.attempts,
-                    d.next_attempt_at.map_or("-".into(), |t| t.to_string()),
+                    d.due_at.map_or("-".into(), |t| t.to_string()),
                     d.last_error.as_deref().unwrap_or("-")
                 );
             }
             Ok(())
         }
         QueueCommand::Show { id } => {
+            let id = DeliveryId::from(id);
             let d = found(store.delivery_info(&id).await?, &id)?;
             print!("{}", describe(&d));
             Ok(())
         }
         QueueCommand::Retry { id } => {
+            let id = DeliveryId::from(id);
             if !store.retry_now(&id).await? {
                 return Err(not_pending(store, &id, "retry").await);
             }
@@ -53,6 +54,7 @@ pub async fn run(store: &Store, command: QueueCommand) -> anyhow::Result<()> {
             Ok(())
         }
         QueueCommand::Cancel { id } => {
+            let id = DeliveryId::from(id);
             if !store.cancel_delivery(&id).await? {
                 return Err(not_pending(store, &id, "cancel").await);
             }
@@ -64,7 +66,7 @@ pub async fn run(store: &Store, command: QueueCommand) -> anyhow::Result<()> {
 
 /// Why a delivery could not be retried or cancelled: it does not exist, or it is
 /// no longer pending (saying what it is).
-async fn not_pending(store: &Store, id: &str, action: &str) -> anyhow::Error {
+async fn not_pending(store: &Store, id: &DeliveryId, action: &str) -> anyhow::Error {
     match store.delivery_info(id).await {
         Ok(info) => match found(info, id) {
             Ok(d) => anyhow::anyhow!(
@@ -77,8 +79,10 @@ async fn not_pending(store: &Store, id: &str, action: &str) -> anyhow::Error {
     }
 }
 
-fn found(info: Option<DeliveryInfo>, id: &str) -> anyhow::Result<DeliveryInfo> {
-    info.ok_or_else(|| anyhow::anyhow!("no delivery {id:?} (see `maskrelay queue list`)"))
+fn found(info: Option<DeliveryInfo>, id: &DeliveryId) -> anyhow::Result<DeliveryInfo> {
+    info.ok_or_else(|| {
+        anyhow::anyhow!("no delivery {:?} (see `maskrelay queue list`)", id.as_str())
+    })
 }
 
 fn describe(d: &DeliveryInfo) -> String {
@@ -91,7 +95,7 @@ fn describe(d: &DeliveryInfo) -> String {
         d.conversation_id,
         d.status.as_str(),
         d.attempts,
-        d.next_attempt_at.map_or("-".into(), |t| t.to_string()),
+        d.due_at.map_or("-".into(), |t| t.to_string()),
         d.last_error.as_deref().unwrap_or("-"),
         d.created_at,
         d.updated_at,

@@ -1,48 +1,27 @@
-//! The inbound side of maskrelay: the SMTP listener that receives members' replies.
+//! The inbound side of maskrelay: the SMTP listener that receives members' replies,
+//! and reports on our deliveries.
 //!
 //! # Layout
-//! - [`listener`]: the accept loop, connection limit and graceful shutdown.
-//! - [`session`]: the per-connection state machine, one file per verb.
-//! - [`reply`]: every SMTP reply, as constants.
-//! - [`params`]: the limits a session runs under.
-//! - [`per_ip`]: sessions counted per client address.
-//! - [`pressure`]: stress mode, and reclaiming idle sessions at the limit.
-//! - [`stats`]: counters for the metrics endpoint (refusals, reclaims, timeouts).
-//! - [`message`]: reading a received message (sender, thread, content).
-//! - [`mime`]: the received MIME tree reduced to what may be relayed.
-//! - [`charset`]: reading bytes as text by content, not only by label.
-//! - [`signed`]: signatures and keys dropped, opaque-signed mail unwrapped,
-//!   encrypted mail recognised.
-//! - [`ber`]: BER rewritten as DER, for CMS from streaming signers.
-//! - [`bounce`]: reading bounces (RFC 3464 and prose): status, reason, hard or soft.
-//! - [`classify`]: a member's reply, or an auto-reply or delivery report.
-//! - [`authenticate`]: SPF, DKIM and DMARC for the `From:` domain.
-//! - [`tls`]: the STARTTLS certificate, from files or self-signed for development.
+//! - [`smtp`]: the protocol: listener, sessions (one file per verb), limits, stress
+//!   mode, STARTTLS.
+//! - [`route`]: deciding where a message goes: a member's reply (relayed through the
+//!   composer's one submit path), machine-written mail (recorded), complaints,
+//!   bounces.
+//! - [`read`]: reading a message: sender, thread, kind, relayable content, bounce
+//!   reports, sender authentication.
+//! - [`reply`]: every SMTP reply the listener sends, as constants.
 //! - [`error`]: errors of setting up.
-//! - [`route`]: deciding on recipients and messages, and queueing accepted replies.
 //!
-//! Bytes flow listener → session (protocol) → route (policy) → the outbound queue,
-//! and the session answers `250` only after the queue has committed the message.
+//! Bytes flow `smtp` (protocol) → `route` (decision) → `read` (what the bytes say),
+//! and an accepted reply leaves through `maskrelay-compose`'s `Submitter`; the
+//! session answers `250` only after it has committed the message.
 
-pub mod authenticate;
-pub mod ber;
-pub mod bounce;
-pub mod charset;
-pub mod classify;
 pub mod error;
-pub mod listener;
-pub mod message;
-pub mod mime;
-pub mod params;
-pub mod per_ip;
-pub mod pressure;
+pub mod read;
 pub mod reply;
 pub mod route;
-pub mod session;
-pub mod signed;
-pub mod stats;
-pub mod tls;
+pub mod smtp;
 
-pub use params::SmtpParams;
 pub use route::Router;
-pub use stats::ListenerStats;
+pub use smtp::params::SmtpParams;
+pub use smtp::stats::ListenerStats;

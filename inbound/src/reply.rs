@@ -142,7 +142,7 @@ pub const MESSAGING_DISABLED: Reply = reply(
     "The organisation has turned off messages between its members, so this reply was not \
      delivered",
 );
-pub const RECIPIENT_OPTED_OUT: Reply = reply(
+pub const READER_OPTED_OUT: Reply = reply(
     550,
     "5.7.1",
     "This member no longer accepts messages from other members; your reply was not delivered",

@@ -3,10 +3,11 @@
 
 use sqlx::Row;
 
+use crate::clock::now_ms;
 use crate::db::Store;
 use crate::error::Result;
 use crate::group::Grouped;
-use crate::ids::now_ms;
+use crate::ids::{Direction, ExternalId, MemberId, OrgId};
 
 /// Conversations a member started within a window, and when the oldest of them did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,43 +28,45 @@ pub struct Barriers {
 }
 
 impl Store {
-    /// Makes `blocker` receive nothing more from `blocked`. Idempotent.
+    /// Makes the reader of `direction` receive nothing more from its writer.
+    /// Idempotent.
     ///
     /// # Errors
     /// [`crate::StoreError`] if the write fails.
-    pub async fn block(&self, blocker_id: &str, blocked_id: &str) -> Result<()> {
+    pub async fn block(&self, direction: Direction<'_>) -> Result<()> {
         sqlx::query(
             "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (blocker_id, blocked_id) DO NOTHING",
         )
-        .bind(blocker_id)
-        .bind(blocked_id)
+        .bind(direction.reader)
+        .bind(direction.writer)
         .bind(now_ms())
         .grouped(self)
         .await?;
         Ok(())
     }
 
-    /// Lifts a block; false if there was none.
+    /// Lets the reader of `direction` receive from its writer again; false if there
+    /// was no block.
     ///
     /// # Errors
     /// [`crate::StoreError`] if the write fails.
-    pub async fn unblock(&self, blocker_id: &str, blocked_id: &str) -> Result<bool> {
+    pub async fn unblock(&self, direction: Direction<'_>) -> Result<bool> {
         let done = sqlx::query("DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2")
-            .bind(blocker_id)
-            .bind(blocked_id)
+            .bind(direction.reader)
+            .bind(direction.writer)
             .grouped(self)
             .await?;
         Ok(done.rows_affected() > 0)
     }
 
-    /// Whether `reader_id` has blocked `writer_id`, and whether mail to the reader's
-    /// address is suppressed: what the store says against one member writing to
-    /// another, in one round trip (it is asked for every message and reply).
+    /// Whether the reader of `direction` has blocked its writer, and whether mail to
+    /// the reader's address is suppressed: what the store says against one member
+    /// writing to another, in one round trip (it is asked for every message).
     ///
     /// # Errors
     /// [`crate::StoreError`] if the query fails.
-    pub async fn barriers(&self, reader_id: &str, writer_id: &str) -> Result<Barriers> {
+    pub async fn barriers(&self, direction: Direction<'_>) -> Result<Barriers> {
         let row = sqlx::query(
             "SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM blocks \
                         WHERE blocker_id = $1 AND blocked_id = $2) THEN 1 ELSE 0 END AS BIGINT) \
@@ -72,8 +75,8 @@ impl Store {
                         ON mem.org_id = s.org_id AND mem.email_index = s.email_index \
                         WHERE mem.id = $1) THEN 1 ELSE 0 END AS BIGINT) AS suppressed",
         )
-        .bind(reader_id)
-        .bind(writer_id)
+        .bind(direction.reader)
+        .bind(direction.writer)
         .fetch_one(&self.pool)
         .await?;
         Ok(Barriers {
@@ -86,7 +89,7 @@ impl Store {
     ///
     /// # Errors
     /// [`crate::StoreError`] if the query fails.
-    pub async fn blocked_by(&self, member_id: &str) -> Result<Vec<String>> {
+    pub async fn blocked_by(&self, member_id: &MemberId) -> Result<Vec<ExternalId>> {
         let rows = sqlx::query(
             "SELECT m.external_id FROM blocks b JOIN members m ON m.id = b.blocked_id \
              WHERE b.blocker_id = $1 ORDER BY m.external_id",
@@ -101,7 +104,7 @@ impl Store {
     ///
     /// # Errors
     /// [`crate::StoreError`] if the write fails.
-    pub async fn set_accepts_messages(&self, member_id: &str, accepts: bool) -> Result<()> {
+    pub async fn set_accepts_messages(&self, member_id: &MemberId, accepts: bool) -> Result<()> {
         sqlx::query("UPDATE members SET accepts_messages = $2, updated_at = $3 WHERE id = $1")
             .bind(member_id)
             .bind(i64::from(accepts))
@@ -111,12 +114,16 @@ impl Store {
         Ok(())
     }
 
-    /// Whether two members already share a conversation.
+    /// Whether the two members of `direction` already share a conversation.
     ///
     /// # Errors
     /// [`crate::StoreError`] if the query fails.
-    pub async fn conversation_between(&self, org_id: &str, x: &str, y: &str) -> Result<bool> {
-        let (a, b) = if x <= y { (x, y) } else { (y, x) };
+    pub async fn conversation_between(
+        &self,
+        org_id: &OrgId,
+        direction: Direction<'_>,
+    ) -> Result<bool> {
+        let (a, b) = direction.ordered();
         let row = sqlx::query(
             "SELECT 1 FROM conversations WHERE org_id = $1 AND member_a = $2 AND member_b = $3",
         )
@@ -132,7 +139,7 @@ impl Store {
     ///
     /// # Errors
     /// [`crate::StoreError`] if the query fails.
-    pub async fn conversations_started(&self, member_id: &str, since: i64) -> Result<Started> {
+    pub async fn conversations_started(&self, member_id: &MemberId, since: i64) -> Result<Started> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM conversations \
              WHERE started_by = $1 AND created_at > $2",

@@ -3,24 +3,23 @@
 //! A relay address (`TOKEN@relay_domain`) stands for one member of one conversation
 //! and is handed to exactly one other member: mail to it reaches `member_id`, and
 //! only `issued_to` may write to it.
+//!
+//! A message is composed before it is stored, so its thread must be known first:
+//! [`Store::thread_parts`] reads what exists, [`ThreadParts::completed`] makes up
+//! what is missing, and [`make_thread`] stores that inside the message's own
+//! transaction, saying which thread really stands (another writer may have made it
+//! meanwhile).
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::clock::now_ms;
 use crate::db::Store;
 use crate::error::Result;
 use crate::group::GroupTx;
-use crate::ids::{new_id, now_ms, relay_token};
+use crate::ids::{ConversationId, Direction, MemberId, OrgId};
 use crate::messages::{latest_references, references_from};
-
-/// A conversation between two members of one organisation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conversation {
-    /// Our id.
-    pub id: String,
-    /// The organisation.
-    pub org_id: String,
-}
+use crate::tokens::relay_token;
 
 /// What a relay token maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,150 +27,70 @@ pub struct RelayAddress {
     /// The token (local part).
     pub token: String,
     /// The conversation it belongs to.
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// The organisation of that conversation.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// The member mail to this address reaches.
-    pub member_id: String,
+    pub member_id: MemberId,
     /// The only member allowed to write to it.
-    pub issued_to: String,
-}
-
-/// Finds or creates the conversation between two members, whatever their order; a new
-/// one is recorded as started by `member_x`.
-///
-/// Must run inside a transaction: the insert comes first so that SQLite takes its
-/// write lock before reading, and concurrent callers converge on one row.
-///
-/// # Errors
-/// [`crate::StoreError`] if a query fails.
-async fn get_or_create_conversation(
-    tx: &mut GroupTx,
-    org_id: &str,
-    member_x: &str,
-    member_y: &str,
-) -> Result<Conversation> {
-    let (a, b) = ordered(member_x, member_y);
-    sqlx::query(
-        "INSERT INTO conversations (id, org_id, member_a, member_b, started_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, member_a, member_b) DO NOTHING",
-    )
-    .bind(new_id())
-    .bind(org_id)
-    .bind(a)
-    .bind(b)
-    .bind(member_x)
-    .bind(now_ms())
-    .execute(tx.conn())
-    .await?;
-    let row = sqlx::query(
-        "SELECT id FROM conversations WHERE org_id = $1 AND member_a = $2 AND member_b = $3",
-    )
-    .bind(org_id)
-    .bind(a)
-    .bind(b)
-    .fetch_one(tx.conn())
-    .await?;
-    Ok(Conversation {
-        id: row.try_get("id")?,
-        org_id: org_id.to_owned(),
-    })
-}
-
-/// Finds or creates the token that stands for `member_id` in a conversation, handed
-/// to `issued_to`.
-///
-/// # Errors
-/// [`crate::StoreError`] if a query fails.
-pub async fn get_or_create_relay_token(
-    tx: &mut GroupTx,
-    conversation_id: &str,
-    member_id: &str,
-    issued_to: &str,
-) -> Result<String> {
-    sqlx::query(
-        "INSERT INTO relay_addresses (token, conversation_id, member_id, issued_to, created_at) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (conversation_id, member_id, issued_to) DO NOTHING",
-    )
-    .bind(relay_token()?)
-    .bind(conversation_id)
-    .bind(member_id)
-    .bind(issued_to)
-    .bind(now_ms())
-    .execute(tx.conn())
-    .await?;
-    let row = sqlx::query(
-        "SELECT token FROM relay_addresses \
-         WHERE conversation_id = $1 AND member_id = $2 AND issued_to = $3",
-    )
-    .bind(conversation_id)
-    .bind(member_id)
-    .bind(issued_to)
-    .fetch_one(tx.conn())
-    .await?;
-    Ok(row.try_get("token")?)
+    pub issued_to: MemberId,
 }
 
 /// A conversation and the two relay addresses of one direction in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Thread {
     /// The conversation.
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// The token standing for the writer, handed to the reader.
     pub writer_token: String,
     /// The token standing for the reader, handed to the writer.
     pub reader_token: String,
 }
 
-/// Finds, or creates what is missing of, the conversation between `writer` and
-/// `reader` and the relay address standing for each, handed to the other.
-///
-/// Must run inside a transaction. A reply within a conversation finds everything
-/// with one statement; only a first message creates.
-///
-/// # Errors
-/// [`crate::StoreError`] if a query fails.
-pub async fn get_or_create_thread(
-    tx: &mut GroupTx,
-    org_id: &str,
-    writer: &str,
-    reader: &str,
-) -> Result<Thread> {
-    if let Some(thread) = find_thread(tx, org_id, writer, reader).await? {
-        return Ok(thread);
-    }
-    let conversation = get_or_create_conversation(tx, org_id, writer, reader).await?;
-    let writer_token = get_or_create_relay_token(tx, &conversation.id, writer, reader).await?;
-    let reader_token = get_or_create_relay_token(tx, &conversation.id, reader, writer).await?;
-    Ok(Thread {
-        conversation_id: conversation.id,
-        writer_token,
-        reader_token,
-    })
+/// What exists of the thread between a writer and a reader.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadParts {
+    /// Their conversation, if they have one.
+    pub conversation_id: Option<ConversationId>,
+    /// The token standing for the writer, handed to the reader, if made.
+    pub writer_token: Option<String>,
+    /// The token standing for the reader, handed to the writer, if made.
+    pub reader_token: Option<String>,
+    /// Our `Message-ID`s of the conversation's latest messages, oldest first.
+    pub references: Vec<String>,
 }
 
-/// The conversation between `writer` and `reader` with both relay addresses, if all
-/// of it exists.
-///
-/// # Errors
-/// [`crate::StoreError`] if the query fails.
-async fn find_thread(
-    tx: &mut GroupTx,
-    org_id: &str,
-    writer: &str,
-    reader: &str,
-) -> Result<Option<Thread>> {
-    let (a, b) = ordered(writer, reader);
-    let row = sqlx::query(thread_select!())
-        .bind(org_id)
-        .bind(a)
-        .bind(b)
-        .bind(writer)
-        .bind(reader)
-        .fetch_optional(tx.conn())
-        .await?;
-    Ok(row.as_ref().map(thread_from_row).transpose()?.flatten())
+impl ThreadParts {
+    /// The thread, if all of it exists.
+    pub fn complete(&self) -> Option<Thread> {
+        Some(Thread {
+            conversation_id: self.conversation_id.clone()?,
+            writer_token: self.writer_token.clone()?,
+            reader_token: self.reader_token.clone()?,
+        })
+    }
+
+    /// The thread with whatever is missing made up: a new conversation id, new
+    /// relay tokens. [`make_thread`] stores it.
+    ///
+    /// # Errors
+    /// [`crate::StoreError::Random`] if no token could be drawn.
+    pub fn completed(&self) -> Result<Thread> {
+        Ok(Thread {
+            conversation_id: self
+                .conversation_id
+                .clone()
+                .unwrap_or_else(ConversationId::generate),
+            writer_token: match &self.writer_token {
+                Some(token) => token.clone(),
+                None => relay_token()?,
+            },
+            reader_token: match &self.reader_token {
+                Some(token) => token.clone(),
+                None => relay_token()?,
+            },
+        })
+    }
 }
 
 /// The conversation of members `$2` < `$3` in organisation `$1`, with the token
@@ -186,43 +105,97 @@ macro_rules! thread_select {
          FROM conversations c WHERE c.org_id = $1 AND c.member_a = $2 AND c.member_b = $3"
     };
 }
-use thread_select;
 
-/// The thread of a row of [`thread_select`], if both its tokens exist.
-fn thread_from_row(row: &AnyRow) -> Result<Option<Thread>> {
-    let (Some(writer_token), Some(reader_token)) = (
-        row.try_get::<Option<String>, _>("writer_token")?,
-        row.try_get::<Option<String>, _>("reader_token")?,
-    ) else {
-        return Ok(None);
-    };
-    Ok(Some(Thread {
-        conversation_id: row.try_get("id")?,
-        writer_token,
-        reader_token,
-    }))
+/// What of a thread a row of [`thread_select`] holds.
+fn parts_from_row(row: &AnyRow) -> Result<ThreadParts> {
+    Ok(ThreadParts {
+        conversation_id: Some(row.try_get("id")?),
+        writer_token: row.try_get("writer_token")?,
+        reader_token: row.try_get("reader_token")?,
+        references: Vec::new(),
+    })
 }
 
-/// Two members in the order a conversation stores them.
-fn ordered<'a>(x: &'a str, y: &'a str) -> (&'a str, &'a str) {
-    if x <= y { (x, y) } else { (y, x) }
+/// Stores what is missing of `proposed`, the thread of `direction` in `org`
+/// (a conversation started by the writer, and the relay address standing for each
+/// member, handed to the other), and returns the thread as it now stands: not
+/// `proposed` if another writer made part of it meanwhile.
+///
+/// Must run inside a transaction: the inserts come first so that SQLite takes its
+/// write lock before reading, and concurrent callers converge on one row.
+///
+/// # Errors
+/// [`crate::StoreError`] if a query fails.
+pub async fn make_thread(
+    tx: &mut GroupTx,
+    org: &OrgId,
+    direction: Direction<'_>,
+    proposed: &Thread,
+) -> Result<Option<Thread>> {
+    let (a, b) = direction.ordered();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO conversations (id, org_id, member_a, member_b, started_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, member_a, member_b) DO NOTHING",
+    )
+    .bind(&proposed.conversation_id)
+    .bind(org)
+    .bind(a)
+    .bind(b)
+    .bind(direction.writer)
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    let conversation: ConversationId = sqlx::query(
+        "SELECT id FROM conversations WHERE org_id = $1 AND member_a = $2 AND member_b = $3",
+    )
+    .bind(org)
+    .bind(a)
+    .bind(b)
+    .fetch_one(tx.conn())
+    .await?
+    .try_get("id")?;
+    sqlx::query(
+        "INSERT INTO relay_addresses (token, conversation_id, member_id, issued_to, created_at) \
+         VALUES ($1, $3, $4, $5, $6), ($2, $3, $5, $4, $6) \
+         ON CONFLICT (conversation_id, member_id, issued_to) DO NOTHING",
+    )
+    .bind(&proposed.writer_token)
+    .bind(&proposed.reader_token)
+    .bind(&conversation)
+    .bind(direction.writer)
+    .bind(direction.reader)
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    let row = sqlx::query(thread_select!())
+        .bind(org)
+        .bind(a)
+        .bind(b)
+        .bind(direction.writer)
+        .bind(direction.reader)
+        .fetch_optional(tx.conn())
+        .await?;
+    Ok(match row {
+        Some(row) => parts_from_row(&row)?.complete(),
+        None => None,
+    })
 }
 
 impl Store {
-    /// An existing conversation between `writer` and `reader`, with the `Message-ID`s
-    /// of its latest `references` messages (oldest first), read outside any write so
-    /// that a message can be composed before its writer joins a batch.
+    /// What exists of the thread of `direction` in `org`, with the `Message-ID`s of
+    /// the conversation's latest `references` messages (oldest first), read outside
+    /// any write so that a message can be composed before its writer joins a batch.
     ///
     /// # Errors
-    /// [`crate::StoreError`] if a query fails.
-    pub async fn existing_thread(
+    /// [`crate::StoreError`] if the query fails.
+    pub async fn thread_parts(
         &self,
-        org_id: &str,
-        writer: &str,
-        reader: &str,
+        org: &OrgId,
+        direction: Direction<'_>,
         references: i64,
-    ) -> Result<Option<(Thread, Vec<String>)>> {
-        let (a, b) = ordered(writer, reader);
+    ) -> Result<ThreadParts> {
+        let (a, b) = direction.ordered();
         let row = sqlx::query(concat!(
             "SELECT t.id, t.writer_token, t.reader_token, ",
             latest_references!("t.id", "$6"),
@@ -230,20 +203,20 @@ impl Store {
             thread_select!(),
             ") AS t"
         ))
-        .bind(org_id)
+        .bind(org)
         .bind(a)
         .bind(b)
-        .bind(writer)
-        .bind(reader)
+        .bind(direction.writer)
+        .bind(direction.reader)
         .bind(references)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
-            return Ok(None);
+            return Ok(ThreadParts::default());
         };
-        let Some(thread) = thread_from_row(&row)? else {
-            return Ok(None);
-        };
-        Ok(Some((thread, references_from(row.try_get("refs")?))))
+        Ok(ThreadParts {
+            references: references_from(row.try_get("refs")?),
+            ..parts_from_row(&row)?
+        })
     }
 }

@@ -1,8 +1,11 @@
-//! Connecting to SQLite or PostgreSQL, and migrating.
+//! The store: connecting to SQLite or PostgreSQL, migrating, and what every query
+//! module works through (the pool, the keys, the group commit and its rounds).
 //!
 //! Both databases are reached through sqlx's `Any` driver so that every query is
 //! written once; the SQL sticks to what both dialects share. Each backend has its own
-//! migration folder because column types differ (`BLOB` and `BYTEA`).
+//! migration folder because column types differ (`BLOB` and `BYTEA`). The table
+//! modules each add their queries to [`Store`] in an `impl` block of their own; this
+//! module knows none of them.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -11,52 +14,17 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor};
 
+use crate::backend::Backend;
 use crate::crypto::Crypto;
-use crate::error::{Result, StoreError};
-use crate::group::Group;
-use crate::messages::QueuedMessage;
+use crate::doorbell::Doorbell;
+use crate::error::Result;
+use crate::group::{Group, GroupTx};
+use crate::ids::DeliveryId;
+use crate::new_message::QueuedMessage;
 use crate::rounds::Rounds;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// Which database a store runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// An embedded SQLite file.
-    Sqlite,
-    /// A PostgreSQL server, possibly shared by several instances.
-    Postgres,
-}
-
-impl Backend {
-    /// Picks the backend from a database URL.
-    ///
-    /// # Errors
-    /// [`StoreError::UnsupportedUrl`] for any other scheme.
-    pub fn from_url(url: &str) -> Result<Self> {
-        if url.starts_with("sqlite:") {
-            Ok(Backend::Sqlite)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Backend::Postgres)
-        } else {
-            Err(StoreError::UnsupportedUrl(redact_url(url)))
-        }
-    }
-}
-
-/// The columns `$first, $rest…` of the table aliased (or named) `$t`, each selected
-/// as `$t_column`, so that one list serves queries of the table alone and joins of
-/// it with others; a macro so that queries stay `&'static str`.
-macro_rules! columns_as {
-    ($t:literal; $first:literal $(, $rest:literal)* $(,)?) => {
-        concat!(
-            $t, ".", $first, " AS ", $t, "_", $first
-            $(, ", ", $t, ".", $rest, " AS ", $t, "_", $rest)*
-        )
-    };
-}
-pub(crate) use columns_as;
 
 /// A pooled PostgreSQL connection idle for longer than this is checked before use.
 const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
@@ -68,45 +36,31 @@ pub struct Store {
     pub(crate) crypto: Crypto,
     pub(crate) group: Arc<Group>,
     /// Deliveries waiting for a round that marks them sent.
-    pub(crate) sent: Arc<Rounds<String>>,
+    pub(crate) sent: Arc<Rounds<DeliveryId>>,
     /// Messages waiting for a round that stores them.
     pub(crate) arrivals: Arc<Rounds<QueuedMessage>>,
+    /// Rung when deliveries are queued.
+    pub(crate) doorbell: Arc<Doorbell>,
     backend: Backend,
     /// Where the database is, for connections outside the pool (a listener).
     pub(crate) url: Arc<str>,
 }
 
+impl AsRef<Group> for Store {
+    fn as_ref(&self) -> &Group {
+        &self.group
+    }
+}
+
 impl Store {
-    /// Signs a link payload (see [`Crypto::sign_link`]).
-    pub fn sign_link(&self, payload: &str) -> String {
-        self.crypto.sign_link(payload)
-    }
-
-    /// The VERP envelope sender's local part for a delivery (see
-    /// [`Crypto::verp_local`]).
-    pub fn verp_local(&self, delivery_id: &str) -> String {
-        self.crypto.verp_local(delivery_id)
-    }
-
-    /// The delivery a VERP local part names, if its MAC is right (see
-    /// [`Crypto::verify_verp`]).
-    pub fn verify_verp(&self, local: &str) -> Option<String> {
-        self.crypto.verify_verp(local)
-    }
-
-    /// Verifies a link token (see [`Crypto::verify_link`]).
-    pub fn verify_link<'a>(&self, token: &'a str) -> Option<&'a str> {
-        self.crypto.verify_link(token)
-    }
-
     /// Connects to the database named by `url`.
     ///
     /// A SQLite file is created if missing and switched to write-ahead logging with
     /// full synchronisation, so that a committed row survives a crash.
     ///
     /// # Errors
-    /// [`StoreError::UnsupportedUrl`] for an unknown scheme, [`StoreError::Database`]
-    /// if the database cannot be reached.
+    /// [`crate::StoreError::UnsupportedUrl`] for an unknown scheme,
+    /// [`crate::StoreError::Database`] if the database cannot be reached.
     pub async fn connect(url: &str, crypto: Crypto) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
@@ -165,11 +119,12 @@ impl Store {
         }
         let pool = pool.connect_with(options).await?;
         Ok(Self {
+            group: Arc::new(Group::start(pool.clone(), backend)),
             pool,
             crypto,
-            group: Arc::new(Group::start()),
             sent: Arc::default(),
             arrivals: Arc::default(),
+            doorbell: Arc::default(),
             backend,
             url: Arc::from(url),
         })
@@ -178,7 +133,8 @@ impl Store {
     /// Applies every pending migration of this backend.
     ///
     /// # Errors
-    /// [`StoreError::Migrate`] if a migration fails or the applied history diverges.
+    /// [`crate::StoreError::Migrate`] if a migration fails or the applied history
+    /// diverges.
     pub async fn migrate(&self) -> Result<()> {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
@@ -201,7 +157,7 @@ impl Store {
     /// Checks that the database answers.
     ///
     /// # Errors
-    /// [`StoreError::Database`] if it does not.
+    /// [`crate::StoreError::Database`] if it does not.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -211,19 +167,65 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
 
-/// A database URL with any password replaced, fit for error messages and logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
+    /// Starts a write: a share of the batch transaction of the group commit, under
+    /// a savepoint of its own (see [`crate::group`]).
+    ///
+    /// # Errors
+    /// [`crate::StoreError::Database`] if no connection is available or `BEGIN`
+    /// fails (on SQLite also when a writer outside this store holds the lock past
+    /// `busy_timeout`).
+    pub async fn begin_write(&self) -> Result<GroupTx> {
+        self.group.begin_write().await
+    }
+
+    /// How many writers are waiting to add their work to a batch transaction.
+    pub fn writers_queued(&self) -> usize {
+        self.group.writers_queued()
+    }
+
+    /// Signs a link payload (see [`Crypto::sign_link`]).
+    pub fn sign_link(&self, payload: &str) -> String {
+        self.crypto.sign_link(payload)
+    }
+
+    /// Verifies a link token (see [`Crypto::verify_link`]).
+    pub fn verify_link<'a>(&self, token: &'a str) -> Option<&'a str> {
+        self.crypto.verify_link(token)
+    }
+
+    /// The VERP envelope sender's local part for a delivery (see
+    /// [`Crypto::verp_local`]).
+    pub fn verp_local(&self, delivery: &DeliveryId) -> String {
+        self.crypto.verp_local(delivery.as_str())
+    }
+
+    /// The delivery a VERP local part names, if its MAC is right (see
+    /// [`Crypto::verify_verp`]).
+    pub fn verify_verp(&self, local: &str) -> Option<DeliveryId> {
+        self.crypto.verify_verp(local).map(DeliveryId::from)
+    }
+
+    /// Deliveries were committed to the queue: wakes this instance's worker and has
+    /// the other instances told (see [`crate::wakeup`]). Never waits.
+    pub fn deliveries_queued(&self) {
+        self.doorbell.worker.notify_one();
+        self.doorbell.others.notify_one();
+    }
+
+    /// Wakes this instance's worker only (work another instance announced).
+    pub fn wake_worker(&self) {
+        self.doorbell.worker.notify_one();
+    }
+
+    /// Until this instance's worker is woken (a ring while nobody waited counts).
+    pub async fn worker_woken(&self) {
+        self.doorbell.worker.notified().await;
+    }
+
+    /// Until there is queued work to announce to the other instances.
+    pub async fn announcement_due(&self) {
+        self.doorbell.others.notified().await;
     }
 }
 
@@ -246,28 +248,5 @@ mod tests {
             );
         }
         Ok(())
-    }
-
-    #[test]
-    fn backend_follows_the_url_scheme() {
-        assert_eq!(
-            Backend::from_url("sqlite://x.db").ok(),
-            Some(Backend::Sqlite)
-        );
-        assert_eq!(
-            Backend::from_url("postgres://h/db").ok(),
-            Some(Backend::Postgres)
-        );
-        assert!(Backend::from_url("mysql://h/db").is_err());
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h/db"),
-            "postgres://u:***@h/db"
-        );
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
     }
 }

@@ -4,10 +4,10 @@
 
 use sqlx::Row;
 
+use crate::clock::now_ms;
 use crate::db::Store;
 use crate::error::{Result, StoreError};
 use crate::group::Grouped;
-use crate::ids::now_ms;
 
 const PRIVATE_KEY: &str = "dkim_keys.private_key";
 

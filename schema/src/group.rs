@@ -27,10 +27,10 @@ use std::task::Poll;
 
 use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow};
 use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, Executor};
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
 
-use crate::db::Store;
+use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::write::WriteTx;
 
@@ -45,8 +45,11 @@ struct Batch {
     committed: watch::Sender<Option<Outcome>>,
 }
 
-/// One store's group: the open batch and the committer's wake-up.
-pub(crate) struct Group {
+/// One store's group: where its batches are begun, the open batch, and the
+/// committer's wake-up.
+pub struct Group {
+    pool: AnyPool,
+    backend: Backend,
     open: Arc<Mutex<Slot>>,
     ready: Arc<Notify>,
     /// Writers queued for the lock: they will join the next batch.
@@ -54,19 +57,22 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    /// A group with its committer task running on the current tokio runtime.
-    pub(crate) fn start() -> Self {
+    /// A group beginning its batches on connections of `pool`, with its committer
+    /// task running on the current tokio runtime.
+    pub(crate) fn start(pool: AnyPool, backend: Backend) -> Self {
         let open = Arc::new(Mutex::new(None));
         let ready = Arc::new(Notify::new());
         tokio::spawn(commit_batches(Arc::downgrade(&open), ready.clone()));
         Self {
+            pool,
+            backend,
             open,
             ready,
             queued: AtomicUsize::new(0),
         }
     }
 
-    /// Takes the lock on the batch, counted in [`Store::writers_queued`] while
+    /// Takes the lock on the batch, counted in [`Group::writers_queued`] while
     /// queued for it.
     async fn lock(&self) -> OwnedMutexGuard<Slot> {
         let mut acquire = pin!(self.open.clone().lock_owned());
@@ -132,20 +138,21 @@ async fn commit_batches(open: Weak<Mutex<Slot>>, ready: Arc<Notify>) {
 pub struct GroupTx {
     held: Option<OwnedMutexGuard<Slot>>,
     ready: Arc<Notify>,
+    backend: Backend,
     /// Whether this work has a savepoint of its own. A single statement does not
     /// need one: `SAVEPOINT` and `RELEASE` would triple its round trips to the
     /// database; if it fails, the batch fails with it.
     savepoint: bool,
 }
 
-impl Store {
+impl Group {
     /// Starts a write: a share of the batch transaction, under a savepoint.
     ///
     /// # Errors
     /// [`StoreError::Database`] if no connection is available or `BEGIN` fails (on
     /// SQLite also when a writer outside this store holds the lock past
     /// `busy_timeout`).
-    pub async fn begin_write(&self) -> Result<GroupTx> {
+    pub(crate) async fn begin_write(&self) -> Result<GroupTx> {
         self.join_batch(true).await
     }
 
@@ -155,15 +162,15 @@ impl Store {
     }
 
     /// How many writers are waiting to add their work to a batch transaction.
-    pub fn writers_queued(&self) -> usize {
-        self.group.queued.load(Ordering::SeqCst)
+    pub(crate) fn writers_queued(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
     }
 
     async fn join_batch(&self, savepoint: bool) -> Result<GroupTx> {
-        let mut slot = self.group.lock().await;
+        let mut slot = self.lock().await;
         if slot.is_none() {
             *slot = Some(Batch {
-                tx: self.begin_exclusive().await?,
+                tx: WriteTx::begin(&self.pool, self.backend).await?,
                 committed: watch::channel(None).0,
             });
         }
@@ -176,7 +183,8 @@ impl Store {
         }
         Ok(GroupTx {
             held: Some(slot),
-            ready: self.group.ready.clone(),
+            ready: self.ready.clone(),
+            backend: self.backend,
             savepoint,
         })
     }
@@ -191,6 +199,11 @@ fn fail_batch(slot: &mut Slot) {
 }
 
 impl GroupTx {
+    /// The database the batch runs on, for statements written per dialect.
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// The batch's connection, for this writer's statements.
     pub(crate) fn conn(&mut self) -> &mut AnyConnection {
         match self.held.as_deref_mut() {
@@ -305,23 +318,23 @@ impl Drop for GroupTx {
 }
 
 /// A single statement run as a grouped write of its own (without a savepoint: if
-/// it fails, so does its batch).
+/// it fails, so does its batch), in the group of whatever holds one (the store).
 pub(crate) trait Grouped {
     /// Executes it in the batch and waits for the batch's commit.
-    async fn grouped(self, store: &Store) -> Result<AnyQueryResult>;
+    async fn grouped(self, on: &impl AsRef<Group>) -> Result<AnyQueryResult>;
     /// Like [`Grouped::grouped`], returning the rows the statement returns.
-    async fn grouped_rows(self, store: &Store) -> Result<Vec<AnyRow>>;
+    async fn grouped_rows(self, on: &impl AsRef<Group>) -> Result<Vec<AnyRow>>;
 }
 
 impl<'q> Grouped for Query<'q, Any, AnyArguments> {
-    async fn grouped(self, store: &Store) -> Result<AnyQueryResult> {
-        let mut tx = store.begin_single().await?;
+    async fn grouped(self, on: &impl AsRef<Group>) -> Result<AnyQueryResult> {
+        let mut tx = on.as_ref().begin_single().await?;
         let done = self.execute(tx.conn()).await;
         tx.end(done).await
     }
 
-    async fn grouped_rows(self, store: &Store) -> Result<Vec<AnyRow>> {
-        let mut tx = store.begin_single().await?;
+    async fn grouped_rows(self, on: &impl AsRef<Group>) -> Result<Vec<AnyRow>> {
+        let mut tx = on.as_ref().begin_single().await?;
         let rows = self.fetch_all(tx.conn()).await;
         tx.end(rows).await
     }

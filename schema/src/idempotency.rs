@@ -2,10 +2,11 @@
 
 use sqlx::Row;
 
+use crate::clock::now_ms;
 use crate::db::Store;
 use crate::error::Result;
 use crate::group::GroupTx;
-use crate::ids::now_ms;
+use crate::ids::OrgId;
 
 /// The answer recorded for an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +25,7 @@ pub struct RecordedResponse {
 /// key was recorded meanwhile by a concurrent request.
 pub async fn record_idempotent_response(
     tx: &mut GroupTx,
-    org_id: &str,
+    org_id: &OrgId,
     key: &str,
     request_hash: &[u8],
     response: &str,
@@ -50,7 +51,7 @@ impl Store {
     /// [`crate::StoreError`] if the query fails.
     pub async fn idempotent_response(
         &self,
-        org_id: &str,
+        org_id: &OrgId,
         key: &str,
     ) -> Result<Option<RecordedResponse>> {
         let row = sqlx::query(

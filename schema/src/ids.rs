@@ -1,105 +1,126 @@
-//! Identifiers, relay tokens, API keys and the clock.
+//! Identifiers, one type per kind: an organisation's id cannot be passed where a
+//! member's is wanted, and a member's id in this store cannot be mistaken for the
+//! directory's own id for that member. All are text in the database (sqlx's `Any`
+//! driver carries no UUID type); the ones we make are time-ordered UUIDs (v7).
 
-use crate::crypto::fill_random;
-use crate::error::Result;
+use crate::sql::text_newtype;
 
-/// Characters of random tokens (Message-IDs, content ids) and of the relay tokens
-/// handed out before syllabic ones: lower-case letters and digits, which survive
-/// every mail client and every case-folding MTA unchanged.
-const TOKEN_ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+/// Declares an id type: text inside, compared and hashed as text, shown as itself,
+/// bound into SQL as text.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
 
-/// Length of those earlier relay tokens (36^16, about 2^82.7); still accepted.
-pub const TOKEN_LEN: usize = 16;
-
-/// Consonants and vowels of relay tokens. Spam filters take a local part with five
-/// consonants in a row for a random one (SpamAssassin's `HK_RANDOM_FROM`), and a
-/// random `[a-z0-9]` token has such a run more often than not; alternating
-/// consonant and vowel never does, and reads like a name ("kobamitu…"). Letters
-/// that look alike or are rarely pronounced one way (c, h, j, q, w, x, y) are left out.
-const CONSONANTS: &[u8; 14] = b"bdfgklmnprstvz";
-const VOWELS: &[u8; 5] = b"aeiou";
-
-/// Syllables of a relay token: 70^14 is about 2^85.8, above the 80 bits we promise.
-pub const TOKEN_SYLLABLES: usize = 14;
-
-/// A new time-ordered unique id (UUID v7), as text.
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-/// Current time in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// A random string of `len` characters from `[a-z0-9]`, without modulo bias.
-///
-/// # Errors
-/// [`crate::StoreError::Random`] if the system generator fails.
-pub fn random_token(len: usize) -> Result<String> {
-    let mut out = String::with_capacity(len);
-    let mut buf = [0u8; 64];
-    while out.len() < len {
-        fill_random(&mut buf)?;
-        // 252 is the largest multiple of 36 below 256: rejecting bytes above it keeps
-        // every character equally likely.
-        for &b in buf.iter().filter(|&&b| b < 252) {
-            if out.len() == len {
-                break;
+        impl $name {
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
             }
-            out.push(char::from(TOKEN_ALPHABET[usize::from(b % 36)]));
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                Self(id)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                Self(id.to_owned())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        text_newtype!($name);
+    };
+}
+
+/// Declares that we make ids of this kind: a new time-ordered one each time.
+macro_rules! made_here {
+    ($($name:ident),*) => {
+        $(impl $name {
+            /// A new id, ordered by creation time.
+            pub fn generate() -> Self {
+                Self(uuid::Uuid::now_v7().to_string())
+            }
+        })*
+    };
+}
+
+id_type!(
+    /// An organisation.
+    OrgId
+);
+id_type!(
+    /// A member, as this store knows them; never shown to the directory, which has
+    /// its own ([`ExternalId`]).
+    MemberId
+);
+id_type!(
+    /// The directory's own id for one of its members: what the API speaks.
+    ExternalId
+);
+id_type!(
+    /// A conversation between two members.
+    ConversationId
+);
+id_type!(
+    /// A message relayed in a conversation.
+    MessageId
+);
+id_type!(
+    /// The delivery of a message to its reader.
+    DeliveryId
+);
+
+made_here!(OrgId, MemberId, ConversationId, MessageId, DeliveryId);
+
+/// Who writes to whom: the two members of one message, named so that they cannot be
+/// passed the wrong way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Direction<'a> {
+    /// The member writing.
+    pub writer: &'a MemberId,
+    /// The member reading.
+    pub reader: &'a MemberId,
+}
+
+impl<'a> Direction<'a> {
+    /// The same two members, the other way.
+    pub fn reversed(self) -> Direction<'a> {
+        Direction {
+            writer: self.reader,
+            reader: self.writer,
         }
     }
-    Ok(out)
-}
 
-/// A new relay token (the local part of a masked address): fourteen random
-/// consonant-vowel syllables.
-///
-/// # Errors
-/// [`crate::StoreError::Random`] if the system generator fails.
-pub fn relay_token() -> Result<String> {
-    let mut out = String::with_capacity(2 * TOKEN_SYLLABLES);
-    let mut buf = [0u8; 64];
-    while out.len() < 2 * TOKEN_SYLLABLES {
-        fill_random(&mut buf)?;
-        // 210 is the largest multiple of 70 (syllables) below 256: rejecting bytes
-        // above it keeps every syllable equally likely.
-        for &b in buf.iter().filter(|&&b| b < 210) {
-            if out.len() == 2 * TOKEN_SYLLABLES {
-                break;
-            }
-            let syllable = usize::from(b % 70);
-            out.push(char::from(CONSONANTS[syllable / 5]));
-            out.push(char::from(VOWELS[syllable % 5]));
+    /// The two members in the order a conversation stores them, whoever writes.
+    pub(crate) fn ordered(self) -> (&'a MemberId, &'a MemberId) {
+        if self.writer <= self.reader {
+            (self.writer, self.reader)
+        } else {
+            (self.reader, self.writer)
         }
     }
-    Ok(out)
-}
-
-/// A new API key: a recognisable prefix and 160 random bits.
-///
-/// # Errors
-/// [`crate::StoreError::Random`] if the system generator fails.
-pub fn api_key() -> Result<String> {
-    let mut bytes = [0u8; 20];
-    fill_random(&mut bytes)?;
-    Ok(format!("mrk_{}", hex::encode(bytes)))
-}
-
-/// True if `s` has the shape of a relay token: syllabic, or of the earlier form
-/// (addresses already handed out keep working).
-pub fn is_relay_token(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    let syllabic = bytes.len() == 2 * TOKEN_SYLLABLES
-        && bytes
-            .chunks(2)
-            .all(|p| CONSONANTS.contains(&p[0]) && VOWELS.contains(&p[1]));
-    let earlier = bytes.len() == TOKEN_LEN && bytes.iter().all(|b| TOKEN_ALPHABET.contains(b));
-    syllabic || earlier
 }
 
 #[cfg(test)]
@@ -107,61 +128,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn relay_tokens_are_lowercase_alphanumeric_and_distinct() -> Result<()> {
-        let a = relay_token()?;
-        let b = relay_token()?;
-        assert!(is_relay_token(&a), "{a}");
-        assert_ne!(a, b);
-        Ok(())
-    }
-
-    #[test]
-    fn relay_tokens_never_look_random_to_spam_filters() -> Result<()> {
-        for _ in 0..2000 {
-            let token = relay_token()?;
-            assert_eq!(token.len(), 28);
-            // HK_RANDOM_FROM: five consonants or five vowels in a row.
-            let runs = |set: &[u8]| {
-                token
-                    .as_bytes()
-                    .split(|b| !set.contains(b))
-                    .map(<[u8]>::len)
-                    .max()
-                    .unwrap_or(0)
-            };
-            assert!(
-                runs(b"bcdfgjklmnpqrtvwxz") < 5 && runs(b"aeiouy") < 5,
-                "{token}"
-            );
-        }
-        // Tokens handed out before keep working.
-        assert!(is_relay_token("k7q2mx9d4pabcdef"));
-        Ok(())
-    }
-
-    #[test]
-    fn token_shape_check_rejects_other_strings() {
-        assert!(!is_relay_token("ABCDEFGHIJKLMNOP"));
-        assert!(!is_relay_token("abc"));
-        assert!(!is_relay_token("abcdefghijklmno-"));
-        assert!(is_relay_token("kobamitukobamitukobamitukoba"));
-        assert!(!is_relay_token("kobamitukobamitukobamituko"));
-        assert!(!is_relay_token("kabamitukobamitukobamitukobq"));
-    }
-
-    #[test]
-    fn token_characters_cover_the_alphabet() -> Result<()> {
-        let sample = random_token(4000)?;
-        for &c in TOKEN_ALPHABET {
-            assert!(sample.as_bytes().contains(&c), "missing {}", c as char);
-        }
-        Ok(())
-    }
-
-    #[test]
     fn ids_sort_by_creation_time() {
-        let a = new_id();
+        let a = MessageId::generate();
         std::thread::sleep(std::time::Duration::from_millis(2));
-        assert!(new_id() > a);
+        assert!(MessageId::generate() > a);
+    }
+
+    #[test]
+    fn a_conversation_orders_its_members_the_same_either_way() {
+        let (a, b) = (MemberId::from("a"), MemberId::from("b"));
+        let there = Direction {
+            writer: &a,
+            reader: &b,
+        };
+        assert_eq!(there.ordered(), there.reversed().ordered());
+        assert_eq!(there.reversed().writer, &b);
     }
 }

@@ -2,38 +2,47 @@
 //! encryption of personal data at rest.
 //!
 //! # Layout
-//! - [`db`]: connecting (one `Any` pool for both databases) and migrating.
-//! - [`group`]: group commit: concurrent writes share one transaction and one
-//!   commit, each told "durable" only after it.
-//! - [`write`]: the batch transaction underneath (committed, or its connection
-//!   closed).
-//! - [`crypto`]: AES-256-GCM for personal data, a keyed HMAC blind index for look-ups.
-//! - [`ids`]: ids, relay tokens, API keys, the clock.
-//! - [`orgs`], [`members`]: the directory.
-//! - [`controls`]: blocks, opting out of member messages, conversation limits.
-//! - [`conversations`]: conversations and the relay addresses that stand for members.
-//! - [`routing`]: everything a reply to a relay address needs, in one read.
-//! - [`messages`]: relayed messages and their queued delivery, stored in one transaction.
-//! - [`metadata`]: conversations and messages as admins may see them (no content).
-//! - [`queue`]: claiming due deliveries under a lease and recording outcomes.
-//! - `rounds`: many callers' rows written by one statement in the group commit.
-//! - [`sent`]: marking deliveries sent, many per statement.
-//! - [`queue_admin`]: the queue as operators see it: list, show, retry, cancel.
-//! - [`suppressions`]: bounces recorded, and addresses no longer sent to.
-//! - [`events`]: auto-replies and delivery reports recorded instead of relayed.
-//! - [`idempotency`]: recorded answers for retried API calls.
-//! - [`dkim`]: the relay domain's DKIM keys, shared by every instance.
-//! - [`wakeup`]: telling other instances sharing PostgreSQL that work was queued.
+//! Underneath, knowing no table:
+//! - [`ids`]: one id type per kind (organisation, member, the directory's member id,
+//!   conversation, message, delivery); [`status`]: where a delivery stands;
+//!   `sql`: how those are bound into SQL and read back, in one place.
+//! - [`backend`]: SQLite or PostgreSQL; [`crypto`]: AES-256-GCM for personal data, a
+//!   keyed HMAC blind index for look-ups, signed links; [`tokens`]: relay tokens and
+//!   API keys; [`clock`].
+//! - [`write`](mod@write): the batch transaction (committed, or its connection closed);
+//!   [`group`]: group commit on it (concurrent writes share one transaction and one
+//!   commit, each told "durable" only after it); `rounds`: many callers' rows
+//!   written by one statement in the group commit; `new_message`: a message and its
+//!   delivery as inserted, alone or in a round; `doorbell`.
+//! - [`db`]: the [`Store`] itself: connecting, migrating, and the pieces above.
 //!
-//! Data flows in through the HTTP API and the SMTP listener, which write a message
-//! and its delivery in one transaction before acknowledging; the delivery worker
-//! claims deliveries from [`queue`] and wipes their content once they end.
+//! The tables, each adding its queries to [`Store`]:
+//! - [`orgs`], [`members`]: the directory; [`controls`]: blocks, opting out,
+//!   conversation limits.
+//! - [`conversations`]: conversations and the relay addresses that stand for
+//!   members; [`routing`]: everything a reply to a relay address needs, in one read.
+//! - [`messages`]: relayed messages and their queued delivery; [`metadata`]: what
+//!   admins may see of them (no content).
+//! - [`queue`]: claiming due deliveries under a lease and recording outcomes;
+//!   [`sent`]: marking deliveries sent, many per statement; [`queue_admin`]: the
+//!   queue as operators see it; [`wakeup`]: telling other instances that work was
+//!   queued.
+//! - [`suppressions`]: bounces recorded, and addresses no longer sent to;
+//!   [`events`]: mail recorded instead of relayed, and refusals; [`idempotency`]:
+//!   recorded answers for retried API calls; [`dkim`]: the relay domain's keys.
+//!
+//! Data flows in through the composer's one submit path, which writes a message and
+//! its delivery in one transaction before anything is acknowledged; the delivery
+//! worker claims deliveries from [`queue`] and wipes their content once they end.
 
+pub mod backend;
+pub mod clock;
 pub mod controls;
 pub mod conversations;
 pub mod crypto;
 pub mod db;
 pub mod dkim;
+mod doorbell;
 pub mod error;
 pub mod events;
 pub mod group;
@@ -42,17 +51,24 @@ pub mod ids;
 pub mod members;
 pub mod messages;
 pub mod metadata;
+pub mod new_message;
 pub mod orgs;
 pub mod queue;
 pub mod queue_admin;
 mod rounds;
 pub mod routing;
 pub mod sent;
+mod sql;
+pub mod status;
 pub mod suppressions;
+pub mod tokens;
 pub mod wakeup;
 pub mod write;
 
+pub use backend::Backend;
 pub use crypto::{Crypto, SecretKey};
-pub use db::{Backend, Store};
+pub use db::Store;
 pub use error::{Result, StoreError};
 pub use group::GroupTx;
+pub use ids::{ConversationId, DeliveryId, Direction, ExternalId, MemberId, MessageId, OrgId};
+pub use status::{BounceSeverity, DeliveryStatus};

@@ -3,9 +3,12 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::clock::now_ms;
 use crate::db::Store;
 use crate::error::{Result, StoreError};
-use crate::ids::{new_id, now_ms};
+use crate::ids::{ExternalId, MemberId, OrgId};
+use crate::sql::text_enum;
+use crate::status::DeliveryStatus;
 
 const EMAIL: &str = "members.email";
 const NAME: &str = "members.name";
@@ -44,15 +47,17 @@ impl MemberStatus {
     }
 }
 
+text_enum!(MemberStatus);
+
 /// A member, decrypted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member {
     /// Our internal id.
-    pub id: String,
+    pub id: MemberId,
     /// The organisation the member belongs to.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// The directory's own id for the member.
-    pub external_id: String,
+    pub external_id: ExternalId,
     /// Current status.
     pub status: MemberStatus,
     /// Real address; `None` once erased.
@@ -111,7 +116,7 @@ pub struct MemberInput {
 macro_rules! member_columns_as {
     ($t:literal) => {
         concat!(
-            $crate::db::columns_as!($t; "id", "org_id", "external_id", "status", "email_enc",
+            $crate::sql::columns_as!($t; "id", "org_id", "external_id", "status", "email_enc",
                 "name_enc", "attributes_enc", "accepts_messages", "created_at", "updated_at"),
             ", CAST(CASE WHEN EXISTS (SELECT 1 FROM member_addresses a WHERE a.member_id = ",
             $t,
@@ -131,8 +136,8 @@ impl Store {
     /// [`StoreError`] if encryption or the write fails.
     pub async fn upsert_member(
         &self,
-        org_id: &str,
-        external_id: &str,
+        org_id: &OrgId,
+        external_id: &ExternalId,
         input: &MemberInput,
     ) -> Result<(Member, bool)> {
         let c = &self.crypto;
@@ -141,7 +146,7 @@ impl Store {
         let name_enc = c.encrypt(NAME, input.name.as_bytes())?;
         let attrs_enc = c.encrypt(ATTRIBUTES, input.attributes.to_string().as_bytes())?;
         let index = c.email_index(&input.email);
-        let new = new_id();
+        let new = MemberId::generate();
         let mut tx = self.begin_write().await?;
         // One statement for both cases keeps concurrent PUTs of the same id safe.
         let row = sqlx::query(
@@ -159,7 +164,7 @@ impl Store {
         .bind(&new)
         .bind(org_id)
         .bind(external_id)
-        .bind(input.status.as_str())
+        .bind(input.status)
         .bind(index)
         .bind(email_enc)
         .bind(name_enc)
@@ -168,7 +173,7 @@ impl Store {
         .bind(i64::from(input.accepts_messages))
         .fetch_one(tx.conn())
         .await?;
-        let id: String = row.try_get("id")?;
+        let id: MemberId = row.try_get("id")?;
         sqlx::query("DELETE FROM member_addresses WHERE member_id = $1")
             .bind(&id)
             .execute(tx.conn())
@@ -200,8 +205,8 @@ impl Store {
     /// [`StoreError`] if the query or decryption fails.
     pub async fn member_by_external_id(
         &self,
-        org_id: &str,
-        external_id: &str,
+        org_id: &OrgId,
+        external_id: &ExternalId,
     ) -> Result<Option<Member>> {
         let row = sqlx::query(concat!(
             "SELECT ",
@@ -219,7 +224,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] if the query or decryption fails.
-    pub async fn member(&self, id: &str) -> Result<Option<Member>> {
+    pub async fn member(&self, id: &MemberId) -> Result<Option<Member>> {
         let row = sqlx::query(concat!(
             "SELECT ",
             member_columns_as!("members"),
@@ -266,24 +271,25 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] if a write fails; nothing is changed then.
-    pub async fn erase_member(&self, org_id: &str, external_id: &str) -> Result<bool> {
+    pub async fn erase_member(&self, org_id: &OrgId, external_id: &ExternalId) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         let row = sqlx::query(
-            "UPDATE members SET status = 'erased', email_index = NULL, email_enc = NULL, \
+            "UPDATE members SET status = $4, email_index = NULL, email_enc = NULL, \
                  name_enc = NULL, attributes_enc = NULL, updated_at = $3 \
              WHERE org_id = $1 AND external_id = $2 RETURNING id",
         )
         .bind(org_id)
         .bind(external_id)
         .bind(now)
+        .bind(MemberStatus::Erased)
         .fetch_optional(tx.conn())
         .await?;
         let Some(row) = row else {
             tx.rollback().await;
             return Ok(false);
         };
-        let id: String = row.try_get("id")?;
+        let id: MemberId = row.try_get("id")?;
         sqlx::query("DELETE FROM member_addresses WHERE member_id = $1")
             .bind(&id)
             .execute(tx.conn())
@@ -297,13 +303,15 @@ impl Store {
             .execute(tx.conn())
             .await?;
         sqlx::query(
-            "UPDATE deliveries SET status = 'cancelled', content_enc = NULL, recipient_enc = NULL, \
-                 lease_until = NULL, last_error = 'member erased', updated_at = $2 \
-             WHERE status = 'queued' AND message_id IN \
-                 (SELECT id FROM messages WHERE sender_id = $1 OR recipient_id = $1)",
+            "UPDATE deliveries SET status = $3, due_at = NULL, content_enc = NULL, \
+                 recipient_enc = NULL, lease_until = NULL, claimed_by = NULL, \
+                 last_error = 'member erased', updated_at = $2 \
+             WHERE due_at IS NOT NULL AND message_id IN \
+                 (SELECT id FROM messages WHERE writer_id = $1 OR reader_id = $1)",
         )
         .bind(&id)
         .bind(now)
+        .bind(DeliveryStatus::Cancelled)
         .execute(tx.conn())
         .await?;
         tx.commit().await?;
@@ -313,11 +321,7 @@ impl Store {
     fn member_from_row(&self, row: &AnyRow, prefix: &str) -> Result<Member> {
         let col = |name: &str| format!("{prefix}{name}");
         let c = &self.crypto;
-        let status: String = row.try_get(col("status").as_str())?;
-        let status = MemberStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
-            table: "members",
-            detail: format!("unknown status {status:?}"),
-        })?;
+        let status: MemberStatus = row.try_get(col("status").as_str())?;
         let email: Option<Vec<u8>> = row.try_get(col("email_enc").as_str())?;
         let name: Option<Vec<u8>> = row.try_get(col("name_enc").as_str())?;
         let attrs: Option<Vec<u8>> = row.try_get(col("attributes_enc").as_str())?;
@@ -353,9 +357,9 @@ mod tests {
     #[test]
     fn every_address_of_a_member_is_recognised_in_any_case() {
         let member = Member {
-            id: "m".into(),
-            org_id: "o".into(),
-            external_id: "bob".into(),
+            id: MemberId::from("m"),
+            org_id: OrgId::from("o"),
+            external_id: ExternalId::from("bob"),
             status: MemberStatus::Active,
             email: Some("Bob@Example.net".into()),
             other_emails: vec!["bob@home.example".into()],

@@ -6,14 +6,17 @@ use sqlx::any::AnyRow;
 
 use crate::db::Store;
 use crate::error::Result;
+use crate::ids::{ConversationId, ExternalId, MessageId, OrgId};
+use crate::new_message::Origin;
+use crate::status::DeliveryStatus;
 
 /// A conversation, as metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationSummary {
     /// Our id.
-    pub id: String,
+    pub id: ConversationId,
     /// Directory ids of the members taking part.
-    pub participants: Vec<String>,
+    pub participants: Vec<ExternalId>,
     /// When it started, Unix ms.
     pub created_at: i64,
     /// Messages relayed in it.
@@ -26,17 +29,17 @@ pub struct ConversationSummary {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageSummary {
     /// Our id.
-    pub id: String,
+    pub id: MessageId,
     /// Directory id of the writer.
-    pub from: String,
+    pub writer: ExternalId,
     /// Directory id of the reader.
-    pub to: String,
-    /// `api` or `smtp`.
-    pub origin: String,
+    pub reader: ExternalId,
+    /// Where it entered.
+    pub origin: Origin,
     /// When it was accepted, Unix ms.
     pub created_at: i64,
-    /// Delivery status.
-    pub status: Option<String>,
+    /// Where its delivery stands (as [`Store::delivery_state`] says).
+    pub status: Option<DeliveryStatus>,
     /// How the writer's domain was authenticated (replies by mail only).
     pub sender_auth: Option<String>,
 }
@@ -59,8 +62,8 @@ impl Store {
     /// [`crate::StoreError`] if the query fails.
     pub async fn conversation_summary(
         &self,
-        org_id: &str,
-        id: &str,
+        org_id: &OrgId,
+        id: &ConversationId,
     ) -> Result<Option<ConversationSummary>> {
         let row = sqlx::query(concat!(
             summary_select!(),
@@ -79,8 +82,8 @@ impl Store {
     /// [`crate::StoreError`] if the query fails.
     pub async fn member_conversations(
         &self,
-        org_id: &str,
-        external_id: &str,
+        org_id: &OrgId,
+        external_id: &ExternalId,
     ) -> Result<Vec<ConversationSummary>> {
         let rows = sqlx::query(concat!(
             summary_select!(),
@@ -100,14 +103,14 @@ impl Store {
     /// [`crate::StoreError`] if the query fails.
     pub async fn conversation_messages(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         limit: i64,
     ) -> Result<Vec<MessageSummary>> {
         let rows = sqlx::query(
-            "SELECT m.id, s.external_id AS sender, r.external_id AS recipient, m.origin, \
+            "SELECT m.id, w.external_id AS writer, r.external_id AS reader, m.origin, \
                  m.created_at, m.sender_auth, d.status \
-             FROM messages m JOIN members s ON s.id = m.sender_id \
-             JOIN members r ON r.id = m.recipient_id \
+             FROM messages m JOIN members w ON w.id = m.writer_id \
+             JOIN members r ON r.id = m.reader_id \
              LEFT JOIN deliveries d ON d.message_id = m.id \
              WHERE m.conversation_id = $1 ORDER BY m.created_at DESC, m.id DESC LIMIT $2",
         )
@@ -119,8 +122,8 @@ impl Store {
             .map(|r| {
                 Ok(MessageSummary {
                     id: r.try_get("id")?,
-                    from: r.try_get("sender")?,
-                    to: r.try_get("recipient")?,
+                    writer: r.try_get("writer")?,
+                    reader: r.try_get("reader")?,
                     origin: r.try_get("origin")?,
                     created_at: r.try_get("created_at")?,
                     status: r.try_get("status")?,
@@ -132,7 +135,7 @@ impl Store {
 }
 
 fn summary_from_row(row: &AnyRow) -> Result<ConversationSummary> {
-    let mut participants: Vec<String> = vec![row.try_get("a")?, row.try_get("b")?];
+    let mut participants: Vec<ExternalId> = vec![row.try_get("a")?, row.try_get("b")?];
     participants.sort();
     Ok(ConversationSummary {
         id: row.try_get("id")?,

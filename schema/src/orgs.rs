@@ -2,18 +2,20 @@
 
 use sqlx::Row;
 
+use crate::clock::now_ms;
 use crate::crypto::sha256;
 use crate::db::Store;
 use crate::error::Result;
 use crate::group::Grouped;
-use crate::ids::{api_key, new_id, now_ms};
+use crate::ids::OrgId;
+use crate::tokens::api_key;
 
 /// An organisation: the owner of a member directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Org {
     /// Our id.
-    pub id: String,
-    /// Display name, shown to recipients as "Alice via <name>".
+    pub id: OrgId,
+    /// Display name, shown to readers as "Alice via `name`".
     pub name: String,
     /// What the organisation has chosen.
     pub settings: OrgSettings,
@@ -60,7 +62,7 @@ impl Default for OrgSettings {
 /// alone and for joins.
 macro_rules! org_columns_as {
     ($t:literal) => {
-        $crate::db::columns_as!($t; "id", "name", "remove_foreign_addresses",
+        $crate::sql::columns_as!($t; "id", "name", "remove_foreign_addresses",
             "relay_auto_replies", "retention_days", "accept_unauthenticated",
             "member_messaging", "new_conversations_per_hour", "new_conversations_per_day")
     };
@@ -76,7 +78,7 @@ impl Store {
     /// [`crate::StoreError`] if the insert fails.
     pub async fn create_org(&self, name: &str) -> Result<(Org, String)> {
         let org = Org {
-            id: new_id(),
+            id: OrgId::generate(),
             name: name.to_owned(),
             settings: OrgSettings::default(),
         };
@@ -113,7 +115,7 @@ impl Store {
     ///
     /// # Errors
     /// [`crate::StoreError`] if the query fails.
-    pub async fn org(&self, id: &str) -> Result<Option<Org>> {
+    pub async fn org(&self, id: &OrgId) -> Result<Option<Org>> {
         let row = sqlx::query(concat!(
             "SELECT ",
             org_columns_as!("organisations"),
@@ -129,7 +131,7 @@ impl Store {
     ///
     /// # Errors
     /// [`crate::StoreError`] if the update fails.
-    pub async fn update_org_settings(&self, id: &str, settings: &OrgSettings) -> Result<()> {
+    pub async fn update_org_settings(&self, id: &OrgId, settings: &OrgSettings) -> Result<()> {
         sqlx::query(
             "UPDATE organisations SET remove_foreign_addresses = $2, relay_auto_replies = $3, \
                  retention_days = $4, accept_unauthenticated = $5, member_messaging = $6, \

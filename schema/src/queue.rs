@@ -1,21 +1,26 @@
 //! The durable delivery queue: claiming due deliveries under a lease, and recording
 //! how each attempt ended.
 //!
-//! A claim sets `lease_until` and `claimed_by` (the instance id). A worker renews
-//! the lease while a delivery is in progress; one that dies mid-delivery leaves the
-//! lease to expire and the delivery is claimed again, so nothing acknowledged is
-//! lost. An instance restarted under the same id takes back its own claims at once
-//! ([`Store::release_claims`]) rather than waiting for them to expire. The lease
-//! condition is repeated in the outer `WHERE` so that on PostgreSQL a second worker
-//! re-checks the row after the first commits and skips it.
+//! A delivery still to be attempted has a `due_at` (its status is queued or
+//! deferred); one that ended has none, so the claim walks one small index in due
+//! order. A claim sets `lease_until` and `claimed_by` (the instance id). A worker
+//! renews the lease while a delivery is in progress; one that dies mid-delivery
+//! leaves the lease to expire and the delivery is claimed again, so nothing
+//! acknowledged is lost. An instance restarted under the same id takes back its own
+//! claims at once ([`Store::release_claims`]) rather than waiting for them to
+//! expire. The lease condition is repeated in the outer `WHERE` so that on
+//! PostgreSQL a second worker re-checks the row after the first commits and skips it.
 
 use sqlx::Row;
 
-use crate::db::{Backend, Store};
+use crate::backend::Backend;
+use crate::clock::now_ms;
+use crate::db::Store;
 use crate::error::{Result, StoreError};
 use crate::group::Grouped;
-use crate::ids::now_ms;
-use crate::messages::{CONTENT, RECIPIENT};
+use crate::ids::{DeliveryId, MessageId};
+use crate::new_message::{CONTENT, RECIPIENT};
+use crate::status::DeliveryStatus;
 
 /// The retention of the organisation a delivery belongs to, as an SQL expression.
 macro_rules! retention_days {
@@ -27,12 +32,12 @@ macro_rules! retention_days {
 pub(crate) use retention_days;
 
 /// What ending a delivery sets besides its status and error, at time `$2`: one
-/// more attempt, no claim, no recipient, and no content unless the organisation
-/// keeps it (then until its retention ends).
+/// more attempt, nothing due, no claim, no recipient, and no content unless the
+/// organisation keeps it (then until its retention ends).
 macro_rules! finish_set {
     () => {
         concat!(
-            "attempts = attempts + 1, recipient_enc = NULL, lease_until = NULL, \
+            "attempts = attempts + 1, due_at = NULL, recipient_enc = NULL, lease_until = NULL, \
              claimed_by = NULL, updated_at = $2, content_enc = CASE WHEN ",
             $crate::queue::retention_days!(),
             " > 0 THEN content_enc ELSE NULL END, purge_after = CASE WHEN ",
@@ -49,91 +54,20 @@ pub(crate) use finish_set;
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
     /// Delivery id.
-    pub id: String,
+    pub id: DeliveryId,
     /// The message being delivered.
-    pub message_id: String,
+    pub message_id: MessageId,
     /// Attempts made before this one.
     pub attempts: i64,
     /// When the delivery was queued, Unix ms.
     pub queued_at: i64,
-    /// Envelope recipient (decrypted).
-    pub recipient: String,
+    /// The envelope recipient: the reader's address (decrypted).
+    pub rcpt_to: String,
     /// The composed message (decrypted).
     pub content: Vec<u8>,
-    /// The recipient's address was suppressed (a hard bounce) since this was queued:
+    /// The reader's address was suppressed (a hard bounce) since this was queued:
     /// it is not to be sent.
     pub suppressed: bool,
-}
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    /// Waiting for its first attempt.
-    Queued,
-    /// Failed temporarily; waiting for its next attempt.
-    Deferred,
-    /// Accepted by the next server.
-    Sent,
-    /// Came back as a bounce.
-    Bounced,
-    /// Failed for good (a permanent refusal, or retried for too long).
-    Failed,
-    /// Not sent: the recipient's address bounced for good meanwhile.
-    Suppressed,
-    /// Stopped by an operator or by erasure of a member.
-    Cancelled,
-}
-
-impl DeliveryStatus {
-    /// Every status, in the order a delivery can pass through them.
-    pub const ALL: [DeliveryStatus; 7] = [
-        DeliveryStatus::Queued,
-        DeliveryStatus::Deferred,
-        DeliveryStatus::Sent,
-        DeliveryStatus::Bounced,
-        DeliveryStatus::Failed,
-        DeliveryStatus::Suppressed,
-        DeliveryStatus::Cancelled,
-    ];
-
-    /// The value stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Queued => "queued",
-            DeliveryStatus::Deferred => "deferred",
-            DeliveryStatus::Sent => "sent",
-            DeliveryStatus::Bounced => "bounced",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Suppressed => "suppressed",
-            DeliveryStatus::Cancelled => "cancelled",
-        }
-    }
-
-    /// Parses [`DeliveryStatus::as_str`].
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
-    /// Still to be attempted.
-    pub fn is_pending(self) -> bool {
-        matches!(self, DeliveryStatus::Queued | DeliveryStatus::Deferred)
-    }
-}
-
-/// A stored status read back, from a row with `status` and `attempts`. Pending
-/// deliveries are all stored as `queued`, so that the claim query walks one index in
-/// due order; one that has been attempted is `deferred`.
-pub(crate) fn status_of(row: &sqlx::any::AnyRow) -> Result<DeliveryStatus> {
-    let text: String = row.try_get("status")?;
-    let attempts: i64 = row.try_get("attempts")?;
-    match DeliveryStatus::parse(&text) {
-        Some(DeliveryStatus::Queued) if attempts > 0 => Ok(DeliveryStatus::Deferred),
-        Some(status) => Ok(status),
-        None => Err(StoreError::Corrupt {
-            table: "deliveries",
-            detail: format!("unknown status {text:?}"),
-        }),
-    }
 }
 
 /// Where a delivery stands, as the API shows it.
@@ -151,17 +85,17 @@ pub struct DeliveryState {
 #[derive(Debug, Clone)]
 pub struct UnreadableDelivery {
     /// Delivery id.
-    pub id: String,
+    pub id: DeliveryId,
     /// Why it could not be read.
     pub error: String,
 }
 
-/// What a claim returns, with whether the recipient's address was suppressed since.
+/// What a claim returns, with whether the reader's address was suppressed since.
 macro_rules! claim_returning {
     () => {
         "RETURNING id, message_id, attempts, created_at, recipient_enc, content_enc, \
              CAST(CASE WHEN EXISTS (SELECT 1 FROM messages m \
-                 JOIN members mem ON mem.id = m.recipient_id \
+                 JOIN members mem ON mem.id = m.reader_id \
                  JOIN suppressions s ON s.org_id = mem.org_id \
                                     AND s.email_index = mem.email_index \
                  WHERE m.id = deliveries.message_id) THEN 1 ELSE 0 END AS BIGINT) \
@@ -173,9 +107,8 @@ macro_rules! claim_returning {
 macro_rules! due {
     () => {
         "SELECT id FROM deliveries \
-         WHERE status = 'queued' AND next_attempt_at <= $2 \
-           AND (lease_until IS NULL OR lease_until <= $2) \
-         ORDER BY next_attempt_at LIMIT $3"
+         WHERE due_at <= $2 AND (lease_until IS NULL OR lease_until <= $2) \
+         ORDER BY due_at LIMIT $3"
     };
 }
 
@@ -184,7 +117,7 @@ macro_rules! due {
 macro_rules! lease {
     () => {
         "UPDATE deliveries SET lease_until = $1, updated_at = $2, claimed_by = $4 \
-         WHERE status = 'queued' AND (lease_until IS NULL OR lease_until <= $2) "
+         WHERE due_at IS NOT NULL AND (lease_until IS NULL OR lease_until <= $2) "
     };
 }
 
@@ -231,15 +164,15 @@ impl Store {
         let mut claimed = Vec::with_capacity(rows.len());
         let mut unreadable = Vec::new();
         for row in rows {
-            let id: String = row.try_get("id")?;
+            let id: DeliveryId = row.try_get("id")?;
             match self.open_delivery(&row) {
-                Ok((recipient, content)) => claimed.push(ClaimedDelivery {
+                Ok((rcpt_to, content)) => claimed.push(ClaimedDelivery {
                     suppressed: row.try_get::<i64, _>("suppressed")? != 0,
                     message_id: row.try_get("message_id")?,
                     attempts: row.try_get("attempts")?,
                     queued_at: row.try_get("created_at")?,
                     id,
-                    recipient,
+                    rcpt_to,
                     content,
                 }),
                 Err(e) => unreadable.push(UnreadableDelivery {
@@ -258,15 +191,15 @@ impl Store {
     /// [`StoreError`] if the update fails.
     pub async fn renew_lease(
         &self,
-        delivery_id: &str,
+        delivery: &DeliveryId,
         instance: &str,
         lease_ms: i64,
     ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE deliveries SET lease_until = $3 \
-             WHERE id = $1 AND claimed_by = $2 AND status = 'queued' AND lease_until IS NOT NULL",
+             WHERE id = $1 AND claimed_by = $2 AND due_at IS NOT NULL AND lease_until IS NOT NULL",
         )
-        .bind(delivery_id)
+        .bind(delivery)
         .bind(instance)
         .bind(now_ms().saturating_add(lease_ms))
         .grouped(self)
@@ -282,7 +215,7 @@ impl Store {
     pub async fn release_claims(&self, instance: &str) -> Result<u64> {
         let done = sqlx::query(
             "UPDATE deliveries SET lease_until = NULL, claimed_by = NULL \
-             WHERE claimed_by = $1 AND status = 'queued'",
+             WHERE claimed_by = $1 AND due_at IS NOT NULL",
         )
         .bind(instance)
         .grouped(self)
@@ -305,14 +238,14 @@ impl Store {
         ))
     }
 
-    /// Records that a delivery was not attempted because its recipient's address is
+    /// Records that a delivery was not attempted because its reader's address is
     /// suppressed; content and recipient go as for [`Self::mark_sent`].
     ///
     /// # Errors
     /// [`StoreError`] if the update fails.
-    pub async fn mark_suppressed(&self, delivery_id: &str) -> Result<()> {
+    pub async fn mark_suppressed(&self, delivery: &DeliveryId) -> Result<()> {
         self.finish(
-            delivery_id,
+            delivery,
             DeliveryStatus::Suppressed,
             Some("recipient address suppressed after a hard bounce"),
         )
@@ -323,14 +256,14 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] if the update fails.
-    pub async fn mark_failed(&self, delivery_id: &str, error: &str) -> Result<()> {
-        self.finish(delivery_id, DeliveryStatus::Failed, Some(error))
+    pub async fn mark_failed(&self, delivery: &DeliveryId, error: &str) -> Result<()> {
+        self.finish(delivery, DeliveryStatus::Failed, Some(error))
             .await
     }
 
     async fn finish(
         &self,
-        delivery_id: &str,
+        delivery: &DeliveryId,
         status: DeliveryStatus,
         error: Option<&str>,
     ) -> Result<()> {
@@ -339,10 +272,30 @@ impl Store {
             finish_set!(),
             " WHERE id = $4"
         ))
-        .bind(status.as_str())
+        .bind(status)
         .bind(now_ms())
         .bind(error)
-        .bind(delivery_id)
+        .bind(delivery)
+        .grouped(self)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a temporary failure: the delivery is deferred, due again at `due_at`.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the update fails.
+    pub async fn mark_retry(&self, delivery: &DeliveryId, due_at: i64, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE deliveries SET status = $5, attempts = attempts + 1, due_at = $2, \
+                 lease_until = NULL, claimed_by = NULL, last_error = $3, updated_at = $4 \
+             WHERE id = $1",
+        )
+        .bind(delivery)
+        .bind(due_at)
+        .bind(error)
+        .bind(now_ms())
+        .bind(DeliveryStatus::Deferred)
         .grouped(self)
         .await?;
         Ok(())
@@ -367,54 +320,30 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] if the query fails.
-    pub async fn content_kept(&self, message_id: &str) -> Result<bool> {
+    pub async fn content_kept(&self, message: &MessageId) -> Result<bool> {
         let row = sqlx::query(
             "SELECT 1 FROM deliveries WHERE message_id = $1 AND content_enc IS NOT NULL",
         )
-        .bind(message_id)
+        .bind(message)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.is_some())
-    }
-
-    /// Records a temporary failure; the delivery is due again at `next_attempt_at`.
-    ///
-    /// # Errors
-    /// [`StoreError`] if the update fails.
-    pub async fn mark_retry(
-        &self,
-        delivery_id: &str,
-        next_attempt_at: i64,
-        error: &str,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, \
-                 lease_until = NULL, claimed_by = NULL, last_error = $3, updated_at = $4 \
-             WHERE id = $1",
-        )
-        .bind(delivery_id)
-        .bind(next_attempt_at)
-        .bind(error)
-        .bind(now_ms())
-        .grouped(self)
-        .await?;
-        Ok(())
     }
 
     /// The state of the delivery of a message.
     ///
     /// # Errors
     /// [`StoreError`] if the query fails.
-    pub async fn delivery_state(&self, message_id: &str) -> Result<Option<DeliveryState>> {
+    pub async fn delivery_state(&self, message: &MessageId) -> Result<Option<DeliveryState>> {
         let row = sqlx::query(
             "SELECT status, attempts, last_error FROM deliveries WHERE message_id = $1",
         )
-        .bind(message_id)
+        .bind(message)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| -> Result<DeliveryState> {
             Ok(DeliveryState {
-                status: status_of(&r)?,
+                status: r.try_get("status")?,
                 attempts: r.try_get("attempts")?,
                 last_error: r.try_get("last_error")?,
             })

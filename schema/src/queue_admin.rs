@@ -3,27 +3,28 @@
 
 use sqlx::Row;
 
+use crate::clock::now_ms;
 use crate::db::Store;
 use crate::error::Result;
 use crate::group::Grouped;
-use crate::ids::now_ms;
-use crate::queue::{DeliveryStatus, status_of};
+use crate::ids::{ConversationId, DeliveryId, MessageId};
+use crate::status::DeliveryStatus;
 
 /// One delivery, without personal data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryInfo {
     /// Delivery id.
-    pub id: String,
+    pub id: DeliveryId,
     /// The message.
-    pub message_id: String,
+    pub message_id: MessageId,
     /// The conversation.
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// Where it stands.
     pub status: DeliveryStatus,
     /// Attempts made.
     pub attempts: i64,
     /// When the next attempt is due (Unix ms), if it is pending.
-    pub next_attempt_at: Option<i64>,
+    pub due_at: Option<i64>,
     /// The last reply code and reason, without the remote text.
     pub last_error: Option<String>,
     /// When it was queued, Unix ms.
@@ -36,24 +37,19 @@ pub struct DeliveryInfo {
 macro_rules! delivery_from {
     () => {
         "SELECT d.id, d.message_id, m.conversation_id, d.status, d.attempts, \
-         d.next_attempt_at, d.last_error, d.created_at, d.updated_at \
+         d.due_at, d.last_error, d.created_at, d.updated_at \
          FROM deliveries d JOIN messages m ON m.id = d.message_id "
     };
 }
 
 fn info(row: &sqlx::any::AnyRow) -> Result<DeliveryInfo> {
-    let status = status_of(row)?;
     Ok(DeliveryInfo {
         id: row.try_get("id")?,
         message_id: row.try_get("message_id")?,
         conversation_id: row.try_get("conversation_id")?,
-        status,
+        status: row.try_get("status")?,
         attempts: row.try_get("attempts")?,
-        next_attempt_at: if status.is_pending() {
-            Some(row.try_get("next_attempt_at")?)
-        } else {
-            None
-        },
+        due_at: row.try_get("due_at")?,
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -70,24 +66,27 @@ impl Store {
         status: Option<DeliveryStatus>,
         limit: i64,
     ) -> Result<Vec<DeliveryInfo>> {
-        // Queued and deferred are both stored as `queued`; attempts tell them apart.
-        let (stored, attempted) = match status {
-            None => ("", 0),
-            Some(DeliveryStatus::Queued) => ("queued", 1),
-            Some(DeliveryStatus::Deferred) => ("queued", 2),
-            Some(other) => (other.as_str(), 0),
+        let rows = match status {
+            Some(status) => {
+                sqlx::query(concat!(
+                    delivery_from!(),
+                    "WHERE d.status = $1 ORDER BY d.created_at DESC, d.id LIMIT $2"
+                ))
+                .bind(status)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(concat!(
+                    delivery_from!(),
+                    "ORDER BY d.created_at DESC, d.id LIMIT $1"
+                ))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
         };
-        let rows = sqlx::query(concat!(
-            delivery_from!(),
-            "WHERE ($1 = '' OR d.status = $1) \
-               AND ($2 = 0 OR ($2 = 1 AND d.attempts = 0) OR ($2 = 2 AND d.attempts > 0)) \
-             ORDER BY d.created_at DESC, d.id LIMIT $3"
-        ))
-        .bind(stored)
-        .bind(attempted)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
         rows.iter().map(info).collect()
     }
 
@@ -95,7 +94,7 @@ impl Store {
     ///
     /// # Errors
     /// [`crate::StoreError`] if the query fails.
-    pub async fn delivery_info(&self, id: &str) -> Result<Option<DeliveryInfo>> {
+    pub async fn delivery_info(&self, id: &DeliveryId) -> Result<Option<DeliveryInfo>> {
         let row = sqlx::query(concat!(delivery_from!(), "WHERE d.id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -107,10 +106,10 @@ impl Store {
     ///
     /// # Errors
     /// [`crate::StoreError`] if the update fails.
-    pub async fn retry_now(&self, id: &str) -> Result<bool> {
+    pub async fn retry_now(&self, id: &DeliveryId) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE deliveries SET next_attempt_at = $2, updated_at = $2 \
-             WHERE id = $1 AND status = 'queued'",
+            "UPDATE deliveries SET due_at = $2, updated_at = $2 \
+             WHERE id = $1 AND due_at IS NOT NULL",
         )
         .bind(id)
         .bind(now_ms())
@@ -124,15 +123,16 @@ impl Store {
     ///
     /// # Errors
     /// [`crate::StoreError`] if the update fails.
-    pub async fn cancel_delivery(&self, id: &str) -> Result<bool> {
+    pub async fn cancel_delivery(&self, id: &DeliveryId) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE deliveries SET status = 'cancelled', content_enc = NULL, \
+            "UPDATE deliveries SET status = $3, due_at = NULL, content_enc = NULL, \
                  recipient_enc = NULL, lease_until = NULL, claimed_by = NULL, \
                  last_error = 'cancelled by an operator', updated_at = $2 \
-             WHERE id = $1 AND status = 'queued'",
+             WHERE id = $1 AND due_at IS NOT NULL",
         )
         .bind(id)
         .bind(now_ms())
+        .bind(DeliveryStatus::Cancelled)
         .grouped(self)
         .await?;
         Ok(done.rows_affected() == 1)

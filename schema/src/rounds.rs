@@ -14,13 +14,12 @@
 //! "stored but not acknowledged" case every mail server has (the client tries
 //! again, and a duplicate is possible, a loss is not).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use crate::db::Store;
 use crate::error::{Result, StoreError};
-use crate::group::GroupTx;
+use crate::group::{Group, GroupTx};
 
 /// How a round ended: `Ok`, or why none of it is stored.
 type Outcome = Option<std::result::Result<(), String>>;
@@ -49,21 +48,15 @@ impl<T> Default for Rounds<T> {
     }
 }
 
-/// One kind of write done in rounds: where its rows wait, and its statement.
+/// One kind of write done in rounds: its rows and its statement.
 pub(crate) trait RoundWrite: Send + Sync + 'static {
     /// A caller's row.
-    type Row: Send + 'static;
+    type Row: Send + Sync + 'static;
     /// What the log says when a round fails.
     const WHAT: &'static str;
-    /// Where this store keeps the rows waiting.
-    fn rounds(store: &Store) -> &Rounds<Self::Row>;
     /// Writes every row of a round in the batch transaction. Without a savepoint:
     /// if it fails, the batch fails with it and everyone in it is told to try again.
-    fn write(
-        store: &Store,
-        tx: &mut GroupTx,
-        rows: &[Self::Row],
-    ) -> impl Future<Output = Result<()>> + Send;
+    fn write(tx: &mut GroupTx, rows: &[Self::Row]) -> impl Future<Output = Result<()>> + Send;
 }
 
 impl<T> Rounds<T> {
@@ -77,21 +70,26 @@ impl<T> Rounds<T> {
     }
 }
 
-/// Adds `row` to the next round of `W` and waits until it is durable.
+/// Adds `row` to the next round of `W` gathering in `rounds`, written in `group`'s
+/// batches, and waits until it is durable.
 ///
 /// # Errors
 /// [`StoreError::CommitFailed`] (or the statement's error) if the round's statement
 /// or its `COMMIT` failed; then none of the round is stored.
-pub(crate) async fn write_in_round<W: RoundWrite>(store: &Store, row: W::Row) -> Result<()> {
+pub(crate) async fn write_in_round<W: RoundWrite>(
+    group: &Arc<Group>,
+    rounds: &Arc<Rounds<W::Row>>,
+    row: W::Row,
+) -> Result<()> {
     let (mut outcome, start) = {
-        let mut round = W::rounds(store).lock();
+        let mut round = rounds.lock();
         round.rows.push(row);
         let start = !round.gathering;
         round.gathering = true;
         (round.outcome.subscribe(), start)
     };
     if start {
-        tokio::spawn(run_round::<W>(store.clone()));
+        tokio::spawn(run_round::<W>(Arc::clone(group), Arc::clone(rounds)));
     }
     match outcome.wait_for(Option::is_some).await.as_deref() {
         Ok(Some(Ok(()))) => Ok(()),
@@ -103,10 +101,10 @@ pub(crate) async fn write_in_round<W: RoundWrite>(store: &Store, row: W::Row) ->
 }
 
 /// Writes every row gathered until this task's turn in the group commit.
-async fn run_round<W: RoundWrite>(store: Store) {
-    let tx = store.begin_single().await;
+async fn run_round<W: RoundWrite>(group: Arc<Group>, rounds: Arc<Rounds<W::Row>>) {
+    let tx = group.begin_single().await;
     let (rows, outcome) = {
-        let mut round = W::rounds(&store).lock();
+        let mut round = rounds.lock();
         round.gathering = false;
         (
             std::mem::take(&mut round.rows),
@@ -114,7 +112,7 @@ async fn run_round<W: RoundWrite>(store: Store) {
         )
     };
     let result = match tx {
-        Ok(mut tx) => match W::write(&store, &mut tx, &rows).await {
+        Ok(mut tx) => match W::write(&mut tx, &rows).await {
             Ok(()) => tx.commit().await,
             Err(e) => {
                 tx.rollback().await;

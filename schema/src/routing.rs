@@ -12,6 +12,7 @@ use crate::controls::Barriers;
 use crate::conversations::{RelayAddress, Thread};
 use crate::db::Store;
 use crate::error::Result;
+use crate::ids::ConversationId;
 use crate::members::{Member, member_columns_as};
 use crate::messages::{latest_references, references_from};
 use crate::orgs::{Org, org_at, org_columns_as};
@@ -77,7 +78,7 @@ impl Store {
             return Ok(None);
         };
         let token: String = row.try_get("token")?;
-        let conversation_id: String = row.try_get("conversation_id")?;
+        let conversation_id: ConversationId = row.try_get("conversation_id")?;
         let thread = row
             .try_get::<Option<String>, _>("writer_token")?
             .map(|writer_token| Thread {

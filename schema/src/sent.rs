@@ -1,28 +1,27 @@
 //! Marking deliveries sent, many per statement.
 //!
 //! Under load the worker finishes deliveries continuously; those finishing together
-//! are marked by one statement, in a round of [`crate::rounds`].
+//! are marked by one statement, in a round (see `rounds`).
 
-use crate::db::{Backend, Store};
+use crate::backend::Backend;
+use crate::clock::now_ms;
+use crate::db::Store;
 use crate::error::Result;
 use crate::group::GroupTx;
-use crate::ids::now_ms;
-use crate::queue::{DeliveryStatus, finish_set};
-use crate::rounds::{RoundWrite, Rounds, write_in_round};
+use crate::ids::DeliveryId;
+use crate::queue::finish_set;
+use crate::rounds::{RoundWrite, write_in_round};
+use crate::status::DeliveryStatus;
 
 /// Deliveries marked sent in rounds (see [`crate::rounds`]).
-pub(crate) struct SentMarks;
+struct SentMarks;
 
 impl RoundWrite for SentMarks {
-    type Row = String;
+    type Row = DeliveryId;
     const WHAT: &'static str = "mark deliveries sent";
 
-    fn rounds(store: &Store) -> &Rounds<String> {
-        &store.sent
-    }
-
-    async fn write(store: &Store, tx: &mut GroupTx, ids: &[String]) -> Result<()> {
-        mark(store, ids).execute(tx.conn()).await?;
+    async fn write(tx: &mut GroupTx, ids: &[DeliveryId]) -> Result<()> {
+        mark(tx.backend(), ids).execute(tx.conn()).await?;
         Ok(())
     }
 }
@@ -40,17 +39,17 @@ impl Store {
     /// # Errors
     /// [`crate::StoreError::CommitFailed`] if the statement or the commit failed;
     /// then none of the round is marked, and the caller tries again.
-    pub async fn mark_sent(&self, delivery_id: &str) -> Result<()> {
-        write_in_round::<SentMarks>(self, delivery_id.to_owned()).await
+    pub async fn mark_sent(&self, delivery: &DeliveryId) -> Result<()> {
+        write_in_round::<SentMarks>(&self.group, &self.sent, delivery.clone()).await
     }
 }
 
 /// The statement marking `ids` sent, the ids passed as one JSON array.
 fn mark<'q>(
-    store: &Store,
-    ids: &[String],
+    backend: Backend,
+    ids: &[DeliveryId],
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    let sql = match store.backend() {
+    let sql = match backend {
         Backend::Sqlite => concat!(
             "UPDATE deliveries SET status = $1, last_error = NULL, ",
             finish_set!(),
@@ -62,9 +61,10 @@ fn mark<'q>(
             " WHERE id IN (SELECT jsonb_array_elements_text(CAST($3 AS jsonb)))"
         ),
     };
-    let ids = serde_json::Value::from(ids.to_vec()).to_string();
+    let ids =
+        serde_json::Value::from(ids.iter().map(DeliveryId::as_str).collect::<Vec<_>>()).to_string();
     sqlx::query(sql)
-        .bind(DeliveryStatus::Sent.as_str())
+        .bind(DeliveryStatus::Sent)
         .bind(now_ms())
         .bind(ids)
 }

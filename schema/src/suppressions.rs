@@ -3,10 +3,14 @@
 
 use sqlx::Row;
 
+use crate::clock::now_ms;
 use crate::db::Store;
 use crate::error::Result;
+use crate::events::{InboundKind, insert_event};
 use crate::group::Grouped;
-use crate::ids::now_ms;
+use crate::ids::{ConversationId, DeliveryId, MemberId, MessageId, OrgId};
+use crate::new_message::Origin;
+use crate::status::{BounceSeverity, DeliveryStatus};
 
 /// Soft bounces (a full mailbox, a suspended account…) that suppress an address when
 /// this many come back within [`SOFT_BOUNCE_WINDOW_MS`]: one is weather, five in a
@@ -22,27 +26,27 @@ pub struct BounceRecord<'a> {
     pub status: Option<&'a str>,
     /// Why (sisimai's names: `userunknown`, `mailboxfull`…).
     pub reason: &'a str,
-    /// Whether the address is unusable for good.
-    pub hard: bool,
+    /// Whether the address is unusable for good or for now.
+    pub severity: BounceSeverity,
 }
 
 /// The delivery a bounce was recorded for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bounced {
     /// The organisation.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// The conversation of the bounced message.
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// The message.
-    pub message_id: String,
+    pub message_id: MessageId,
 }
 
 /// A delivery's message and members, as a report about it needs them.
 struct DeliveryMessage {
     bounced: Bounced,
-    writer: String,
-    reader: String,
-    origin: String,
+    writer: MemberId,
+    reader: MemberId,
+    origin: Origin,
 }
 
 impl Store {
@@ -55,55 +59,60 @@ impl Store {
     /// [`crate::StoreError`] if a query fails.
     pub async fn record_bounce(
         &self,
-        delivery_id: &str,
+        delivery: &DeliveryId,
         bounce: &BounceRecord<'_>,
     ) -> Result<Option<Bounced>> {
-        let Some(found) = self.delivery_message(delivery_id).await? else {
+        let Some(found) = self.delivery_message(delivery).await? else {
             return Ok(None);
         };
         let bounced = found.bounced;
-        let severity = if bounce.hard { "hard" } else { "soft" };
         let summary = format!(
-            "bounced ({severity}): {} {}",
+            "bounced ({}): {} {}",
+            bounce.severity.as_str(),
             bounce.status.unwrap_or("-"),
             bounce.reason
         );
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "UPDATE deliveries SET status = 'bounced', last_error = $2, updated_at = $3 \
+            "UPDATE deliveries SET status = $4, bounce = $5, last_error = $2, updated_at = $3, \
+                 due_at = NULL, lease_until = NULL, claimed_by = NULL \
              WHERE id = $1",
         )
-        .bind(delivery_id)
+        .bind(delivery)
         .bind(&summary)
         .bind(now_ms())
+        .bind(DeliveryStatus::Bounced)
+        .bind(bounce.severity)
         .execute(tx.conn())
         .await?;
-        let suppress = if bounce.hard {
-            Some(bounce.reason.to_owned())
-        } else {
-            let row = sqlx::query(
-                "SELECT COUNT(*) AS n FROM deliveries d JOIN messages m ON m.id = d.message_id \
-                 WHERE d.status = 'bounced' AND d.last_error LIKE 'bounced (soft)%' \
-                   AND d.updated_at > $2 AND m.recipient_id = \
-                     (SELECT recipient_id FROM messages WHERE id = $1)",
-            )
-            .bind(&bounced.message_id)
-            .bind(now_ms() - SOFT_BOUNCE_WINDOW_MS)
-            .fetch_one(tx.conn())
-            .await?;
-            let soft: i64 = row.try_get("n")?;
-            (soft >= SOFT_BOUNCES_TO_SUPPRESS).then(|| format!("{} (repeated)", bounce.reason))
+        let suppress = match bounce.severity {
+            BounceSeverity::Hard => Some(bounce.reason.to_owned()),
+            BounceSeverity::Soft => {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM deliveries d JOIN messages m ON m.id = d.message_id \
+                     WHERE d.status = $3 AND d.bounce = $4 AND d.updated_at > $2 \
+                       AND m.reader_id = (SELECT reader_id FROM messages WHERE id = $1)",
+                )
+                .bind(&bounced.message_id)
+                .bind(now_ms() - SOFT_BOUNCE_WINDOW_MS)
+                .bind(DeliveryStatus::Bounced)
+                .bind(BounceSeverity::Soft)
+                .fetch_one(tx.conn())
+                .await?;
+                let soft: i64 = row.try_get("n")?;
+                (soft >= SOFT_BOUNCES_TO_SUPPRESS).then(|| format!("{} (repeated)", bounce.reason))
+            }
         };
         if let Some(reason) = suppress {
             sqlx::query(
                 "INSERT INTO suppressions (org_id, email_index, reason, created_at) \
                  SELECT mem.org_id, mem.email_index, $2, $3 FROM deliveries d \
                  JOIN messages m ON m.id = d.message_id \
-                 JOIN members mem ON mem.id = m.recipient_id \
+                 JOIN members mem ON mem.id = m.reader_id \
                  WHERE d.id = $1 AND mem.email_index IS NOT NULL \
                  ON CONFLICT (org_id, email_index) DO NOTHING",
             )
-            .bind(delivery_id)
+            .bind(delivery)
             .bind(reason)
             .bind(now_ms())
             .execute(tx.conn())
@@ -119,15 +128,15 @@ impl Store {
     ///
     /// # Errors
     /// [`crate::StoreError`] if a query fails.
-    pub async fn record_complaint(&self, delivery_id: &str) -> Result<Option<Bounced>> {
-        let Some(found) = self.delivery_message(delivery_id).await? else {
+    pub async fn record_complaint(&self, delivery: &DeliveryId) -> Result<Option<Bounced>> {
+        let Some(found) = self.delivery_message(delivery).await? else {
             return Ok(None);
         };
         let (complained, writer, reader) = (found.bounced, found.writer, found.reader);
         let origin = found.origin;
         let mut tx = self.begin_write().await?;
         // A complaint about our own notice blocks nobody: no member wrote it.
-        if origin != crate::messages::Origin::Notice.as_str() {
+        if origin != Origin::Notice {
             sqlx::query(
                 "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (blocker_id, blocked_id) DO NOTHING",
@@ -138,15 +147,12 @@ impl Store {
             .execute(tx.conn())
             .await?;
         }
-        sqlx::query(
-            "INSERT INTO inbound_events (id, org_id, conversation_id, member_id, kind, created_at) \
-             VALUES ($1, $2, $3, $4, 'complaint', $5)",
+        insert_event(
+            &complained.org_id,
+            &complained.conversation_id,
+            &reader,
+            InboundKind::Complaint,
         )
-        .bind(crate::ids::new_id())
-        .bind(&complained.org_id)
-        .bind(&complained.conversation_id)
-        .bind(&reader)
-        .bind(now_ms())
         .execute(tx.conn())
         .await?;
         tx.commit().await?;
@@ -154,13 +160,13 @@ impl Store {
     }
 
     /// The message a delivery carried, and its members.
-    async fn delivery_message(&self, delivery_id: &str) -> Result<Option<DeliveryMessage>> {
+    async fn delivery_message(&self, delivery: &DeliveryId) -> Result<Option<DeliveryMessage>> {
         let row = sqlx::query(
-            "SELECT m.org_id, m.conversation_id, m.id AS message_id, m.sender_id, \
-                    m.recipient_id, m.origin FROM deliveries d \
+            "SELECT m.org_id, m.conversation_id, m.id AS message_id, m.writer_id, \
+                    m.reader_id, m.origin FROM deliveries d \
              JOIN messages m ON m.id = d.message_id WHERE d.id = $1",
         )
-        .bind(delivery_id)
+        .bind(delivery)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| -> Result<DeliveryMessage> {
@@ -170,8 +176,8 @@ impl Store {
                     conversation_id: row.try_get("conversation_id")?,
                     message_id: row.try_get("message_id")?,
                 },
-                writer: row.try_get("sender_id")?,
-                reader: row.try_get("recipient_id")?,
+                writer: row.try_get("writer_id")?,
+                reader: row.try_get("reader_id")?,
                 origin: row.try_get("origin")?,
             })
         })
@@ -182,7 +188,7 @@ impl Store {
     ///
     /// # Errors
     /// [`crate::StoreError`] if the query fails.
-    pub async fn suppression(&self, member_id: &str) -> Result<Option<String>> {
+    pub async fn suppression(&self, member_id: &MemberId) -> Result<Option<String>> {
         let row = sqlx::query(
             "SELECT s.reason FROM suppressions s JOIN members mem \
              ON mem.org_id = s.org_id AND mem.email_index = s.email_index WHERE mem.id = $1",
@@ -197,7 +203,7 @@ impl Store {
     ///
     /// # Errors
     /// [`crate::StoreError`] if the delete fails.
-    pub async fn clear_suppression(&self, member_id: &str) -> Result<bool> {
+    pub async fn clear_suppression(&self, member_id: &MemberId) -> Result<bool> {
         let done = sqlx::query(
             "DELETE FROM suppressions WHERE (org_id, email_index) IN \
              (SELECT org_id, email_index FROM members WHERE id = $1)",

@@ -7,7 +7,8 @@
 
 use sqlx::postgres::PgListener;
 
-use crate::db::{Backend, Store};
+use crate::backend::Backend;
+use crate::db::Store;
 use crate::error::Result;
 
 /// The channel every instance listens on.

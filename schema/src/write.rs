@@ -22,9 +22,9 @@
 use std::ops::{Deref, DerefMut};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, Executor};
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
-use crate::db::{Backend, Store};
+use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 
 /// An open write transaction. Dropping it without [`commit`](Self::commit) closes its
@@ -35,15 +35,16 @@ pub(crate) struct WriteTx {
     ended: bool,
 }
 
-impl Store {
-    /// Starts a transaction of its own (the batch of [`crate::group`]).
+impl WriteTx {
+    /// Starts a transaction of its own on a connection of `pool` (the batch of
+    /// [`crate::group`]).
     ///
     /// # Errors
     /// [`StoreError::Database`] if no connection is available or `BEGIN` fails (on
     /// SQLite also when another writer holds the lock past `busy_timeout`).
-    pub(crate) async fn begin_exclusive(&self) -> Result<WriteTx> {
-        let mut conn = self.pool.acquire().await?;
-        let begin = match self.backend() {
+    pub(crate) async fn begin(pool: &AnyPool, backend: Backend) -> Result<WriteTx> {
+        let mut conn = pool.acquire().await?;
+        let begin = match backend {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN",
         };
@@ -53,13 +54,11 @@ impl Store {
         }
         Ok(WriteTx {
             conn,
-            backend: self.backend(),
+            backend,
             ended: false,
         })
     }
-}
 
-impl WriteTx {
     /// Commits. `Ok` means the transaction is durable (SQLite `synchronous=FULL`,
     /// PostgreSQL's own commit); on `Err` nothing of it is stored and the connection
     /// is closed.

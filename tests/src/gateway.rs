@@ -79,8 +79,21 @@ impl TestGateway {
     pub async fn start_with(db: TestDb, mut config: Config) -> anyhow::Result<Self> {
         let dns = TestDns::start().await?;
         config.dns.nameservers = dns.addr.to_string();
+        Self::launch(db, config, dns, None).await
+    }
+
+    /// Starts the gateway, with a new organisation unless `api_key` names one.
+    async fn launch(
+        db: TestDb,
+        config: Config,
+        dns: TestDns,
+        api_key: Option<String>,
+    ) -> anyhow::Result<Self> {
         let running = maskrelay::start(config.clone()).await?;
-        let (_, api_key) = running.store.create_org("Example Club").await?;
+        let api_key = match api_key {
+            Some(key) => key,
+            None => running.store.create_org("Example Club").await?.1,
+        };
         let api = Api::new(running.http_addr, api_key);
         Ok(Self {
             db,
@@ -94,6 +107,24 @@ impl TestGateway {
     /// Where SMTP replies go.
     pub fn smtp_addr(&self) -> SocketAddr {
         self.running.smtp_addr
+    }
+
+    /// Stops the gateway and starts it again on the same database, with the same
+    /// organisation and API key, after `change` to its configuration.
+    ///
+    /// # Errors
+    /// If the gateway cannot start again.
+    pub async fn restart(self, change: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
+        let Self {
+            db,
+            mut config,
+            running,
+            dns,
+            api,
+        } = self;
+        running.shutdown().await;
+        change(&mut config);
+        Self::launch(db, config, dns, Some(api.api_key)).await
     }
 
     /// Stops the gateway, keeping its database for the caller.

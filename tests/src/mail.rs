@@ -53,3 +53,22 @@ pub fn assert_absent(raw: &[u8], needle: &str) -> anyhow::Result<()> {
         None => Ok(()),
     }
 }
+
+/// A delivery status notification for `verp`, as Postfix writes one when the mail
+/// server of `reader` refused it with `status` and `diagnostic`.
+pub fn delivery_report(verp: &str, reader: &str, status: &str, diagnostic: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\nTo: {verp}\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nAuto-Submitted: auto-replied\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"r\"\r\n\r\n\
+         --r\r\nContent-Type: text/plain\r\n\r\nThis is the mail system at host mx.example.net.\r\n\
+         I'm sorry to have to inform you that your message could not be delivered.\r\n\r\n\
+         <{reader}>: host mx.example.net said: {diagnostic}\r\n\
+         --r\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n\
+         Final-Recipient: rfc822; {reader}\r\nAction: failed\r\nStatus: {status}\r\n\
+         Diagnostic-Code: smtp; {diagnostic}\r\n\
+         --r\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: x@relay.test\r\nSubject: Tennis?\r\n\
+         --r--\r\n"
+    )
+}

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use maskrelay_inbound::bounce::{Severity, parse_all};
+use maskrelay_inbound::read::bounce::{BounceSeverity as Severity, parse_all};
 
 /// Agreement on hard or soft must not fall below this: what the parser reaches
 /// today (88.2%), as a floor against regressions. The aim is 95%.

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use maskrelay_tests::gateway::{TestGateway, send_mail_to, smtp_refusal};
-use maskrelay_tests::mail::{from_address, parse};
+use maskrelay_tests::mail::{delivery_report, from_address, parse};
 use maskrelay_tests::smarthost::{Delivered, Smarthost};
 use maskrelay_tests::{Backend, both_backends};
 use reqwest::Method;
@@ -15,22 +15,9 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(10);
 const BOB: &str = "bob@example.net";
 
-/// A delivery status notification for `verp`, as Postfix writes one.
+/// A delivery status notification for `verp` about Bob, as Postfix writes one.
 fn dsn(verp: &str, status: &str, diagnostic: &str) -> String {
-    format!(
-        "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\nTo: {verp}\r\n\
-         Subject: Undelivered Mail Returned to Sender\r\nAuto-Submitted: auto-replied\r\n\
-         MIME-Version: 1.0\r\n\
-         Content-Type: multipart/report; report-type=delivery-status; boundary=\"r\"\r\n\r\n\
-         --r\r\nContent-Type: text/plain\r\n\r\nThis is the mail system at host mx.example.net.\r\n\
-         I'm sorry to have to inform you that your message could not be delivered.\r\n\r\n\
-         <{BOB}>: host mx.example.net said: {diagnostic}\r\n\
-         --r\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n\
-         Final-Recipient: rfc822; {BOB}\r\nAction: failed\r\nStatus: {status}\r\n\
-         Diagnostic-Code: smtp; {diagnostic}\r\n\
-         --r\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: x@relay.test\r\nSubject: Tennis?\r\n\
-         --r--\r\n"
-    )
+    delivery_report(verp, BOB, status, diagnostic)
 }
 
 /// Alice writes to Bob; the message id and what the smarthost got (found by a

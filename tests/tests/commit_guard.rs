@@ -39,7 +39,9 @@ async fn writes_after_a_failed_commit_are_really_committed(backend: Backend) -> 
     let mut ids = Vec::new();
     for i in 0..12 {
         let (org, _) = store.create_org(&format!("Org {i}")).await?;
-        let (member, _) = store.upsert_member(&org.id, "m", &member_input(i)).await?;
+        let (member, _) = store
+            .upsert_member(&org.id, &"m".into(), &member_input(i))
+            .await?;
         ids.push((org.id, member.id));
     }
     // Another process's view: a store of its own on the same database.

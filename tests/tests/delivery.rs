@@ -165,8 +165,9 @@ async fn personal_data_is_encrypted_at_rest_and_content_wiped_after_delivery(
 /// Waits until the worker has recorded the delivery of `message_id` as sent.
 async fn wait_sent(store: &maskrelay_schema::Store, message_id: &str) -> anyhow::Result<()> {
     for _ in 0..200 {
-        if store.delivery_state(message_id).await?.map(|s| s.status)
-            == Some(maskrelay_schema::queue::DeliveryStatus::Sent)
+        let message = maskrelay_schema::MessageId::from(message_id);
+        if store.delivery_state(&message).await?.map(|s| s.status)
+            == Some(maskrelay_schema::DeliveryStatus::Sent)
         {
             return Ok(());
         }

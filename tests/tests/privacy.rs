@@ -377,7 +377,7 @@ async fn content_is_wiped_on_delivery_or_kept_for_retention(
                 .unwrap_or_default()
                 .to_owned();
             gw.wait_status(&id, "sent").await?;
-            anyhow::Ok(id)
+            anyhow::Ok(maskrelay_schema::MessageId::from(id))
         }
     };
 

@@ -17,9 +17,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use maskrelay_inbound::message::parse;
-use maskrelay_outbound::Scrubber;
-use maskrelay_outbound::compose::{Draft, compose};
+use maskrelay_compose::Scrubber;
+use maskrelay_compose::build::{Draft, Sender, build};
+use maskrelay_inbound::read::message::parse;
 use maskrelay_tests::Backend;
 use maskrelay_tests::gateway::TestGateway;
 use maskrelay_tests::privacy::leaks;
@@ -55,19 +55,21 @@ fn relay(raw: &[u8]) -> Option<Vec<u8>> {
     scrubber.replace(ALICE, ALICE_RELAY);
     let mut body = message.body.ok()?;
     body.scrub(&scrubber);
-    compose(&Draft {
-        sender_name: "Bob",
-        sender_relay_address: BOB_RELAY,
+    build(&Draft {
+        from: Sender::Member {
+            name: "Bob",
+            relay_address: BOB_RELAY,
+            links: None,
+        },
         org_name: "Club",
-        recipient_name: "Alice",
-        recipient_relay_address: ALICE_RELAY,
+        reader_name: "Alice",
+        reader_relay_address: ALICE_RELAY,
         message_id: "m@relay.test",
         in_reply_to: None,
         references: &[],
         date: 1_800_000_000,
         relay_domain: "relay.test",
         body: &body,
-        links: None,
     })
     .ok()
 }
@@ -304,8 +306,8 @@ proptest! {
     ) {
         let before = panics().load(Ordering::SeqCst);
         let bytes = [prefix, raw.as_slice()].concat();
-        let _ = maskrelay_inbound::ber::to_der(&bytes);
-        let _ = maskrelay_inbound::signed::signed_content(&bytes);
+        let _ = maskrelay_inbound::read::ber::to_der(&bytes);
+        let _ = maskrelay_inbound::read::signed::signed_content(&bytes);
         prop_assert_eq!(panics().load(Ordering::SeqCst), before);
     }
 

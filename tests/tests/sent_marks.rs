@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use maskrelay_schema::queue::DeliveryStatus;
-use maskrelay_schema::{GroupTx, Store};
+use maskrelay_schema::{DeliveryId, DeliveryStatus, GroupTx, Store};
 use maskrelay_tests::db::TestDb;
 use maskrelay_tests::doomed::{doomed_write, probe_table};
 use maskrelay_tests::gateway::{TestGateway, test_config};
@@ -16,7 +15,7 @@ const DELIVERIES: usize = 12;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A gateway holding its mail, with `DELIVERIES` deliveries claimed by this test.
-async fn claimed(backend: Backend) -> anyhow::Result<(TestGateway, Vec<String>)> {
+async fn claimed(backend: Backend) -> anyhow::Result<(TestGateway, Vec<DeliveryId>)> {
     let db = TestDb::new(backend).await?;
     // No smarthost: mail is held, so nothing but this test claims or marks.
     let config = test_config(&db, None)?;
@@ -44,7 +43,7 @@ async fn claimed(backend: Backend) -> anyhow::Result<(TestGateway, Vec<String>)>
 /// markers once all of them have joined the round waiting behind it.
 async fn mark_behind(
     store: &Store,
-    ids: &[String],
+    ids: &[DeliveryId],
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<maskrelay_schema::Result<()>>>> {
     let markers: Vec<_> = ids
         .iter()

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use maskrelay::Config;
-use maskrelay_inbound::pressure;
+use maskrelay_inbound::smtp::pressure;
 use maskrelay_tests::db::TestDb;
 use maskrelay_tests::gateway::{TestGateway, send_mail, smtp_refusal, test_config};
 use maskrelay_tests::mail::{from_address, parse};

@@ -5,8 +5,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use maskrelay_schema::orgs::Org;
 
-use super::AppState;
 use super::error::ApiError;
+use super::state::AppState;
 
 /// The organisation whose API key authorised the request.
 pub struct AuthOrg(pub Org);

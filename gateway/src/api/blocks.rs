@@ -5,12 +5,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use maskrelay_schema::members::Member;
+use maskrelay_schema::{Direction, ExternalId, OrgId};
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::auth::AuthOrg;
 use super::error::ApiError;
 use super::members::live_member;
+use super::state::AppState;
 
 /// Blocks `other` for `id`: 204, also when already blocked.
 pub async fn put(
@@ -19,7 +20,7 @@ pub async fn put(
     Path((id, other)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (member, blocked) = pair(&state, &org.id, &id, &other).await?;
-    state.store.block(&member.id, &blocked.id).await?;
+    state.store.block(from(&blocked, &member)).await?;
     tracing::info!(org_id = %org.id, "member blocked another");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -31,7 +32,7 @@ pub async fn delete(
     Path((id, other)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (member, blocked) = pair(&state, &org.id, &id, &other).await?;
-    if state.store.unblock(&member.id, &blocked.id).await? {
+    if state.store.unblock(from(&blocked, &member)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("block"))
@@ -44,14 +45,15 @@ pub async fn list(
     AuthOrg(org): AuthOrg,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let member = live_member(&state, &org.id, &id, "id").await?;
+    let member = live_member(&state, &org.id, &ExternalId::from(id), "id").await?;
     let blocked = state.store.blocked_by(&member.id).await?;
     Ok(Json(json!({ "blocked": blocked })))
 }
 
+/// The member `id` and the member `other` they block (or unblock).
 async fn pair(
     state: &AppState,
-    org_id: &str,
+    org_id: &OrgId,
     id: &str,
     other: &str,
 ) -> Result<(Member, Member), ApiError> {
@@ -62,7 +64,15 @@ async fn pair(
         ));
     }
     Ok((
-        live_member(state, org_id, id, "id").await?,
-        live_member(state, org_id, other, "other").await?,
+        live_member(state, org_id, &ExternalId::from(id), "id").await?,
+        live_member(state, org_id, &ExternalId::from(other), "other").await?,
     ))
+}
+
+/// Mail from `writer` to `reader`: what a block stops.
+fn from<'a>(writer: &'a Member, reader: &'a Member) -> Direction<'a> {
+    Direction {
+        writer: &writer.id,
+        reader: &reader.id,
+    }
 }

@@ -5,11 +5,12 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use maskrelay_schema::metadata::ConversationSummary;
+use maskrelay_schema::{ConversationId, ExternalId};
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::auth::AuthOrg;
 use super::error::ApiError;
+use super::state::AppState;
 
 /// How many of the latest messages a conversation shows.
 const MESSAGES_SHOWN: i64 = 100;
@@ -20,6 +21,7 @@ pub async fn get(
     AuthOrg(org): AuthOrg,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let id = ConversationId::from(id);
     let summary = state
         .store
         .conversation_summary(&org.id, &id)
@@ -43,7 +45,7 @@ pub async fn get(
             counts
                 .refused
                 .iter()
-                .map(|(reason, n)| (reason.clone(), Value::from(*n)))
+                .map(|(reason, n)| (reason.as_str().to_owned(), Value::from(*n)))
                 .collect::<serde_json::Map<_, _>>()
                 .into(),
         );
@@ -54,11 +56,11 @@ pub async fn get(
                 .map(|m| {
                     json!({
                         "id": m.id,
-                        "from": m.from,
-                        "to": m.to,
-                        "origin": m.origin,
+                        "from": m.writer,
+                        "to": m.reader,
+                        "origin": m.origin.as_str(),
                         "created_at": m.created_at,
-                        "status": m.status,
+                        "status": m.status.map(|s| s.as_str()),
                         "sender_authentication": m.sender_auth,
                     })
                 })
@@ -74,13 +76,14 @@ pub async fn of_member(
     AuthOrg(org): AuthOrg,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let id = ExternalId::from(id);
     if state
         .store
         .member_by_external_id(&org.id, &id)
         .await?
         .is_none()
     {
-        return Err(ApiError::unknown_member(&id, "id"));
+        return Err(ApiError::unknown_member(id.as_str(), "id"));
     }
     let all = state.store.member_conversations(&org.id, &id).await?;
     Ok(Json(json!({

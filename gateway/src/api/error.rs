@@ -135,10 +135,11 @@ impl From<maskrelay_schema::StoreError> for ApiError {
     }
 }
 
-impl From<maskrelay_outbound::OutboundError> for ApiError {
-    fn from(e: maskrelay_outbound::OutboundError) -> Self {
+impl From<maskrelay_compose::SubmitError> for ApiError {
+    fn from(e: maskrelay_compose::SubmitError) -> Self {
         match e {
-            maskrelay_outbound::OutboundError::Store(e) => e.into(),
+            maskrelay_compose::SubmitError::Store(e) => e.into(),
+            e if e.is_unavailable() => Self::unavailable(e),
             e => Self::internal(e),
         }
     }

@@ -1,41 +1,36 @@
 //! `GET` and `POST /v1/links/{token}`: the one-click links in the footer of every
 //! relayed message, followed by members themselves, without an API key.
 //!
-//! The token is signed (see `maskrelay_schema::crypto`), so it only ever does what the
-//! footer it was printed in offered, for the member it was sent to. `GET` only asks
-//! for confirmation, because mail scanners follow links on their own; the `POST` of
-//! that page (or an RFC 8058 one-click `POST`) carries it out.
+//! What a token does is read by `maskrelay_compose::link`, which wrote it: it only
+//! ever does what the footer it was printed in offered, for the member it was sent
+//! to. `GET` only asks for confirmation, because mail scanners follow links on
+//! their own; the `POST` of that page (or an RFC 8058 one-click `POST`) carries it
+//! out.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Html;
-use maskrelay_outbound::compose::escape_html;
+use maskrelay_compose::LinkAction;
+use maskrelay_compose::footer::escape_html;
+use maskrelay_schema::{Direction, MemberId};
 
-use super::AppState;
 use super::error::ApiError;
-
-/// What a valid link does.
-enum Action {
-    /// `reader` stops receiving messages from `writer`.
-    Block { reader: String, writer: String },
-    /// `reader` stops receiving member messages at all.
-    Stop { reader: String },
-}
+use super::state::AppState;
 
 /// Shows what the link will do, with a button to do it.
 pub async fn confirm(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<(StatusCode, Html<String>), ApiError> {
-    let Some(action) = action(&state, &token) else {
+    let Some(action) = LinkAction::from_token(state.store.crypto(), &token) else {
         return Ok(invalid());
     };
     let question = match &action {
-        Action::Block { writer, .. } => {
+        LinkAction::Block { writer, .. } => {
             let name = member_name(&state, writer).await?;
             format!("Stop receiving messages from {}?", escape_html(&name))
         }
-        Action::Stop { .. } => "Stop receiving messages from all other members?".to_owned(),
+        LinkAction::Stop { .. } => "Stop receiving messages from all other members?".to_owned(),
     };
     Ok((
         StatusCode::OK,
@@ -50,18 +45,24 @@ pub async fn apply(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<(StatusCode, Html<String>), ApiError> {
-    let Some(action) = action(&state, &token) else {
+    let Some(action) = LinkAction::from_token(state.store.crypto(), &token) else {
         return Ok(invalid());
     };
     let done = match action {
-        Action::Block { reader, writer } => {
+        LinkAction::Block { reader, writer, .. } => {
             if !(live(&state, &reader).await? && live(&state, &writer).await?) {
                 return Ok(invalid());
             }
-            state.store.block(&reader, &writer).await?;
+            state
+                .store
+                .block(Direction {
+                    writer: &writer,
+                    reader: &reader,
+                })
+                .await?;
             "Done: you will receive no more messages from this member."
         }
-        Action::Stop { reader } => {
+        LinkAction::Stop { reader, .. } => {
             if !live(&state, &reader).await? {
                 return Ok(invalid());
             }
@@ -73,23 +74,8 @@ pub async fn apply(
     Ok((StatusCode::OK, page(&format!("<p>{done}</p>"))))
 }
 
-fn action(state: &AppState, token: &str) -> Option<Action> {
-    let payload = state.store.verify_link(token)?;
-    let parts: Vec<&str> = payload.split('.').collect();
-    match parts.as_slice() {
-        ["block", _org, reader, writer] => Some(Action::Block {
-            reader: (*reader).to_owned(),
-            writer: (*writer).to_owned(),
-        }),
-        ["stop", _org, reader] => Some(Action::Stop {
-            reader: (*reader).to_owned(),
-        }),
-        _ => None,
-    }
-}
-
 /// Whether a member still exists and was not erased.
-async fn live(state: &AppState, id: &str) -> Result<bool, ApiError> {
+async fn live(state: &AppState, id: &MemberId) -> Result<bool, ApiError> {
     Ok(state
         .store
         .member(id)
@@ -97,7 +83,7 @@ async fn live(state: &AppState, id: &str) -> Result<bool, ApiError> {
         .is_some_and(|m| m.status != maskrelay_schema::members::MemberStatus::Erased))
 }
 
-async fn member_name(state: &AppState, id: &str) -> Result<String, ApiError> {
+async fn member_name(state: &AppState, id: &MemberId) -> Result<String, ApiError> {
     Ok(state
         .store
         .member(id)

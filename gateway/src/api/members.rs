@@ -6,12 +6,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use maskrelay_schema::members::{Member, MemberInput, MemberStatus};
+use maskrelay_schema::{ExternalId, OrgId};
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::auth::AuthOrg;
 use super::body::{self, check_email, check_id, check_line};
 use super::error::ApiError;
+use super::state::AppState;
 
 /// How many other addresses a member may list.
 const MAX_OTHER_EMAILS: usize = 10;
@@ -40,6 +41,7 @@ pub async fn put(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_id("id", &id)?;
+    let id = ExternalId::from(id);
     let obj = body::parse(body, state.max_body_bytes)?;
     let relay_domain = state.submitter.relay_domain();
     let email = member_address("email", obj.required_str("email")?, relay_domain)?;
@@ -101,7 +103,11 @@ pub async fn get(
     AuthOrg(org): AuthOrg,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    match state.store.member_by_external_id(&org.id, &id).await? {
+    match state
+        .store
+        .member_by_external_id(&org.id, &ExternalId::from(id.as_str()))
+        .await?
+    {
         Some(member) => {
             let suppressed = state.store.suppression(&member.id).await?;
             Ok(Json(render(&member, suppressed.as_deref())))
@@ -116,7 +122,11 @@ pub async fn delete(
     AuthOrg(org): AuthOrg,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.store.erase_member(&org.id, &id).await? {
+    if state
+        .store
+        .erase_member(&org.id, &ExternalId::from(id.as_str()))
+        .await?
+    {
         tracing::info!(org_id = %org.id, "member erased");
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -148,12 +158,12 @@ fn render(member: &Member, suppressed: Option<&str>) -> Value {
 /// 404 naming `field`.
 pub(super) async fn live_member(
     state: &AppState,
-    org_id: &str,
-    id: &str,
+    org_id: &OrgId,
+    id: &ExternalId,
     field: &str,
 ) -> Result<Member, ApiError> {
     match state.store.member_by_external_id(org_id, id).await? {
         Some(m) if m.status != MemberStatus::Erased && m.email.is_some() => Ok(m),
-        _ => Err(ApiError::unknown_member(id, field)),
+        _ => Err(ApiError::unknown_member(id.as_str(), field)),
     }
 }

@@ -6,19 +6,17 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use maskrelay_outbound::policy::{Attempt, Refusal, may_write};
-use maskrelay_outbound::submit::IdempotencyRecord;
-use maskrelay_outbound::{Body, OutboundError, Submission, Submitted};
+use maskrelay_compose::{Body, IdempotencyRecord, Refusal, Submission, SubmitError, Submitted};
 use maskrelay_schema::crypto::sha256;
-
-use maskrelay_schema::messages::Origin;
+use maskrelay_schema::new_message::Origin;
+use maskrelay_schema::{ExternalId, MessageId, OrgId};
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::auth::AuthOrg;
 use super::body::{self, check_line};
 use super::error::ApiError;
 use super::members::live_member;
+use super::state::AppState;
 
 const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
@@ -50,30 +48,19 @@ pub async fn post(
             "a member cannot write to themselves",
         ));
     }
-    let sender = live_member(&state, &org.id, from_id, "from").await?;
-    let recipient = live_member(&state, &org.id, to_id, "to").await?;
-    let attempt = Attempt {
-        org: &org,
-        writer: &sender,
-        reader: &recipient,
-        in_conversation: false,
-        barriers: None,
-    };
-    if let Err(refusal) = may_write(&state.store, &attempt).await? {
-        tracing::info!(org_id = %org.id, reason = refusal.as_str(), "message refused");
-        return Err(refused(refusal, from_id, to_id));
-    }
+    let writer = live_member(&state, &org.id, &ExternalId::from(from_id), "from").await?;
+    let reader = live_member(&state, &org.id, &ExternalId::from(to_id), "to").await?;
     let content = Body::from_text(subject, text, html);
     let render = |s: &Submitted| response_body(s).to_string();
     let submission = Submission {
         org: &org,
-        sender: &sender,
-        recipient: &recipient,
+        writer: &writer,
+        reader: &reader,
         origin: Origin::Api,
         body: &content,
         in_reply_to: None,
         sender_auth: None,
-        thread: None,
+        known: None,
         idempotency: idempotency_key.map(|key| IdempotencyRecord {
             key,
             request_hash: &request_hash,
@@ -82,7 +69,11 @@ pub async fn post(
     };
     match state.submitter.submit(&submission).await {
         Ok(submitted) => Ok((StatusCode::ACCEPTED, Json(response_body(&submitted)))),
-        Err(OutboundError::IdempotencyConflict) => {
+        Err(SubmitError::Refused { refusal, .. }) => {
+            tracing::info!(org_id = %org.id, reason = refusal.reason().as_str(), "message refused");
+            Err(refused(refusal, from_id, to_id))
+        }
+        Err(SubmitError::IdempotencyConflict) => {
             // A concurrent request with the same key won; answer as it did.
             let key = idempotency_key.unwrap_or_default();
             replay(&state, &org.id, key, &request_hash)
@@ -101,7 +92,7 @@ pub async fn get(
 ) -> Result<Json<Value>, ApiError> {
     let meta = state
         .store
-        .message_for_org(&org.id, &id)
+        .message_for_org(&org.id, &MessageId::from(id))
         .await?
         .ok_or_else(|| ApiError::not_found("message"))?;
     let delivery = state.store.delivery_state(&meta.id).await?;
@@ -131,7 +122,7 @@ fn refused(refusal: Refusal, from_id: &str, to_id: &str) -> ApiError {
             "messaging_disabled",
             "this organisation has turned off messages between members",
         ),
-        Refusal::RecipientOptedOut => ApiError::forbidden(
+        Refusal::ReaderOptedOut => ApiError::forbidden(
             "recipient_opted_out",
             format!("member {to_id:?} has turned off messages from other members"),
         )
@@ -142,7 +133,7 @@ fn refused(refusal: Refusal, from_id: &str, to_id: &str) -> ApiError {
             format!("the message could not be delivered to member {to_id:?}"),
         )
         .field("to"),
-        Refusal::RecipientUnreachable => ApiError::forbidden(
+        Refusal::ReaderUnreachable => ApiError::forbidden(
             "recipient_unreachable",
             format!(
                 "mail to member {to_id:?} bounced for good; update their email (or lift the \
@@ -183,7 +174,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 
 async fn replay(
     state: &AppState,
-    org_id: &str,
+    org_id: &OrgId,
     key: &str,
     request_hash: &[u8],
 ) -> Result<Option<(StatusCode, Json<Value>)>, ApiError> {

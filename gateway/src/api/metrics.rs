@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use super::AppState;
+use super::state::AppState;
 
 /// The counters, one `# HELP`/`# TYPE` block each.
 pub async fn get(State(state): State<AppState>) -> impl IntoResponse {

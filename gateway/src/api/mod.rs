@@ -6,6 +6,7 @@
 //! - [`links`]: the one-click footer links members follow themselves (no API key).
 //! - [`auth`]: the API-key extractor.
 //! - [`body`]: JSON bodies and field checks.
+//! - [`state`]: what every handler can reach.
 //! - [`error`]: the one error type, answered as JSON.
 
 pub mod auth;
@@ -18,32 +19,16 @@ pub mod members;
 pub mod messages;
 pub mod metrics;
 pub mod organisation;
+pub mod state;
 pub mod suppression;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
-use std::sync::Arc;
-
-use maskrelay_inbound::ListenerStats;
-use maskrelay_outbound::Submitter;
-use maskrelay_schema::Store;
 
 use error::ApiError;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// The store.
-    pub store: Store,
-    /// Queues messages.
-    pub submitter: Submitter,
-    /// The request body limit, for error messages.
-    pub max_body_bytes: usize,
-    /// The SMTP listener's counters.
-    pub listener_stats: Arc<ListenerStats>,
-}
+pub use state::AppState;
 
 /// All routes of the API.
 pub fn routes(state: AppState) -> Router {

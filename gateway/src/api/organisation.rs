@@ -7,10 +7,10 @@ use axum::extract::rejection::BytesRejection;
 use maskrelay_schema::orgs::{Org, OrgSettings};
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::auth::AuthOrg;
 use super::body;
 use super::error::ApiError;
+use super::state::AppState;
 
 const REMOVE_FOREIGN: &str = "remove_foreign_addresses";
 const RELAY_AUTO_REPLIES: &str = "relay_auto_replies";

@@ -4,10 +4,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use super::AppState;
+use maskrelay_schema::ExternalId;
+
 use super::auth::AuthOrg;
 use super::error::ApiError;
 use super::members::live_member;
+use super::state::AppState;
 
 /// Lifts the suppression of the member's current address: 204, or 404 if there was
 /// none.
@@ -16,7 +18,7 @@ pub async fn delete(
     AuthOrg(org): AuthOrg,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let member = live_member(&state, &org.id, &id, "id").await?;
+    let member = live_member(&state, &org.id, &ExternalId::from(id), "id").await?;
     if state.store.clear_suppression(&member.id).await? {
         tracing::info!(org_id = %org.id, "suppression lifted");
         Ok(StatusCode::NO_CONTENT)

@@ -113,8 +113,8 @@ async fn main() -> anyhow::Result<()> {
 /// style sheet, quoted headers, links) into the relayable tree, replacing addresses
 /// in it, and composing the outgoing message.
 fn scrub_and_compose(count: usize) -> anyhow::Result<()> {
-    use maskrelay_outbound::Scrubber;
-    use maskrelay_outbound::compose::{Draft, compose};
+    use maskrelay_compose::Scrubber;
+    use maskrelay_compose::build::{Draft, Sender, build};
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/resources/corpus/talon/standard_replies/outlook.eml"
@@ -123,7 +123,7 @@ fn scrub_and_compose(count: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     for _ in 0..count {
         let Some(message) =
-            maskrelay_inbound::message::parse(&raw, "relay.test", false, 1_800_000_000)
+            maskrelay_inbound::read::message::parse(&raw, "relay.test", false, 1_800_000_000)
         else {
             anyhow::bail!("sample does not parse");
         };
@@ -140,19 +140,21 @@ fn scrub_and_compose(count: usize) -> anyhow::Result<()> {
             anyhow::bail!("sample is not relayable");
         };
         body.scrub(&scrubber);
-        compose(&Draft {
-            sender_name: "Bob",
-            sender_relay_address: "k7q2mx9d4pabcdef@relay.test",
+        build(&Draft {
+            from: Sender::Member {
+                name: "Bob",
+                relay_address: "k7q2mx9d4pabcdef@relay.test",
+                links: None,
+            },
             org_name: "Example Club",
-            recipient_name: "Alice",
-            recipient_relay_address: "a7q2mx9d4pabcdef@relay.test",
+            reader_name: "Alice",
+            reader_relay_address: "a7q2mx9d4pabcdef@relay.test",
             message_id: "m@relay.test",
             in_reply_to: None,
             references: &[],
             date: 1_800_000_000,
             relay_domain: "relay.test",
             body: &body,
-            links: None,
         })?;
     }
     let took = started.elapsed();
@@ -168,7 +170,7 @@ fn scrub_and_compose(count: usize) -> anyhow::Result<()> {
 /// A pathological part: 20 MB of HTML with an address on every line. Before parts
 /// were scrubbed in pieces this took minutes and over a gigabyte.
 fn large_part() -> anyhow::Result<()> {
-    use maskrelay_outbound::Scrubber;
+    use maskrelay_compose::Scrubber;
     let mut raw = String::from("From: b@x.org\r\nContent-Type: text/html\r\n\r\n");
     for i in 0..400_000 {
         raw.push_str(&format!(
@@ -177,7 +179,7 @@ fn large_part() -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let Some(message) =
-        maskrelay_inbound::message::parse(raw.as_bytes(), "relay.test", false, 1_800_000_000)
+        maskrelay_inbound::read::message::parse(raw.as_bytes(), "relay.test", false, 1_800_000_000)
     else {
         anyhow::bail!("large sample does not parse");
     };

@@ -1,0 +1,157 @@
+//! Deciding what happens to mail for the relay domain: whether a recipient exists,
+//! and then, for a whole message, whether it is a member's reply to relay
+//! (`member`), machine-written mail to record (`record`), a complaint
+//! (`complaint`) or a report on one of our deliveries (`bounce`).
+//!
+//! The SMTP session asks; the answers are the listener's replies ([`crate::reply`]).
+//! A reply is handed to the composer's one submit path and answered `250` only once
+//! it is stored.
+
+mod bounce;
+mod complaint;
+mod member;
+mod record;
+
+use maskrelay_compose::Submitter;
+use maskrelay_schema::clock::now_ms;
+use maskrelay_schema::routing::Route;
+use maskrelay_schema::tokens::is_relay_token;
+use maskrelay_schema::{DeliveryId, Store};
+
+use crate::read::authenticate::{Client, SenderAuth};
+use crate::read::message::parse;
+use crate::reply::{self, Reply};
+
+/// More `Received` headers than this is a loop (RFC 5321 §6.3 suggests 100 as
+/// the least a server should allow before deciding; real mail has under 20).
+const MAX_HOPS: usize = 100;
+
+/// Routes mail received by the listener.
+#[derive(Clone)]
+pub struct Router {
+    store: Store,
+    submitter: Submitter,
+    auth: SenderAuth,
+}
+
+/// An accepted `RCPT TO`.
+#[derive(Debug, Clone)]
+pub enum Recipient {
+    /// A relay address: a reply for a member, with everything needed to route it.
+    Relay(Box<Route>),
+    /// A VERP address with a valid MAC: a report on the named delivery.
+    Bounce(DeliveryId),
+}
+
+/// A finished mail transaction, as the session hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct Transaction<'a> {
+    /// The client that sent it.
+    pub client: Client<'a>,
+    /// The envelope sender; empty for the null sender.
+    pub mail_from: &'a str,
+    /// The accepted relay addresses, with their routes.
+    pub recipients: &'a [Route],
+    /// The deliveries named by the accepted VERP addresses.
+    pub bounces: &'a [DeliveryId],
+}
+
+impl Router {
+    /// A router over `store`, queueing through `submitter`, proving senders with `auth`.
+    pub fn new(store: Store, submitter: Submitter, auth: SenderAuth) -> Self {
+        Self {
+            store,
+            submitter,
+            auth,
+        }
+    }
+
+    fn relay_domain(&self) -> &str {
+        self.submitter.relay_domain()
+    }
+
+    /// Checks one `RCPT TO` address.
+    ///
+    /// # Errors
+    /// The reply to send instead of accepting the recipient.
+    pub async fn check_recipient(&self, address: &str) -> Result<Recipient, Reply> {
+        let (local, domain) = address
+            .rsplit_once('@')
+            .ok_or(reply::BAD_RECIPIENT_SYNTAX)?;
+        if !domain.eq_ignore_ascii_case(self.relay_domain()) {
+            return Err(reply::RELAY_DENIED);
+        }
+        // `get` rather than slicing: a local part may start with a multi-byte
+        // character (SMTPUTF8), and a slice through it would panic.
+        if local.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("b-")) {
+            // A bounce address: only the MAC says whether we made it.
+            return self
+                .store
+                .verify_verp(local)
+                .map(Recipient::Bounce)
+                .ok_or(reply::NO_SUCH_ADDRESS);
+        }
+        let token = local.to_ascii_lowercase();
+        if !is_relay_token(&token) {
+            return Err(reply::NO_SUCH_ADDRESS);
+        }
+        match self.store.route(&token).await {
+            Ok(Some(route)) => Ok(Recipient::Relay(Box::new(route))),
+            Ok(None) => Err(reply::NO_SUCH_ADDRESS),
+            Err(e) => {
+                tracing::error!(error = %e, "relay address look-up failed");
+                Err(reply::TRY_LATER)
+            }
+        }
+    }
+
+    /// Decides on a whole message and, if it is acceptable, stores it durably for
+    /// each recipient before returning `250`.
+    pub async fn accept(&self, tx: &Transaction<'_>, raw: &[u8]) -> Reply {
+        match self.decide(tx, raw).await {
+            Ok(reply) | Err(reply) => reply,
+        }
+    }
+
+    /// The steps of [`Router::accept`]; `Err` carries the refusal.
+    async fn decide(&self, tx: &Transaction<'_>, raw: &[u8]) -> Result<Reply, Reply> {
+        if !tx.bounces.is_empty() {
+            return self.reports(tx.bounces, raw).await;
+        }
+        let message = parse(
+            raw,
+            self.relay_domain(),
+            tx.mail_from.is_empty(),
+            now_ms() / 1000,
+        )
+        .ok_or(reply::UNPARSEABLE)?;
+        if message.looped || message.hops > MAX_HOPS {
+            tracing::info!(
+                hops = message.hops,
+                looped = message.looped,
+                "message refused: mail loop"
+            );
+            return Err(reply::LOOP);
+        }
+        let legs = legs(tx.recipients)?;
+        if let Some(recorded) = self.machine_written(tx, &message, raw, &legs).await {
+            return Ok(recorded);
+        }
+        self.relay(tx, &message, raw, legs).await
+    }
+}
+
+/// The accepted recipients (their routes were read at `RCPT`); refused if a member
+/// can no longer be reached.
+fn legs(recipients: &[Route]) -> Result<Vec<&Route>, Reply> {
+    recipients
+        .iter()
+        .map(|route| {
+            if route.writer.email.is_none() || route.reader.email.is_none() {
+                tracing::info!(conversation_id = %route.relay.conversation_id, "reply refused: a member was erased");
+                return Err(reply::RECIPIENT_GONE);
+            }
+            Ok(route)
+        })
+        .collect()
+}
