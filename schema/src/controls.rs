@@ -7,7 +7,7 @@ use crate::clock::now_ms;
 use crate::db::Store;
 use crate::error::Result;
 use crate::group::Grouped;
-use crate::ids::{Direction, ExternalId, MemberId, OrgId};
+use crate::ids::{Direction, ExternalId, MemberId};
 
 /// Conversations a member started within a window, and when the oldest of them did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,27 +112,6 @@ impl Store {
             .grouped(self)
             .await?;
         Ok(())
-    }
-
-    /// Whether the two members of `direction` already share a conversation.
-    ///
-    /// # Errors
-    /// [`crate::StoreError`] if the query fails.
-    pub async fn conversation_between(
-        &self,
-        org_id: &OrgId,
-        direction: Direction<'_>,
-    ) -> Result<bool> {
-        let (a, b) = direction.ordered();
-        let row = sqlx::query(
-            "SELECT 1 FROM conversations WHERE org_id = $1 AND member_a = $2 AND member_b = $3",
-        )
-        .bind(org_id)
-        .bind(a)
-        .bind(b)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
     }
 
     /// Conversations `member_id` started since `since` (Unix ms).

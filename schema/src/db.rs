@@ -184,16 +184,6 @@ impl Store {
         self.group.writers_queued()
     }
 
-    /// Signs a link payload (see [`Crypto::sign_link`]).
-    pub fn sign_link(&self, payload: &str) -> String {
-        self.crypto.sign_link(payload)
-    }
-
-    /// Verifies a link token (see [`Crypto::verify_link`]).
-    pub fn verify_link<'a>(&self, token: &'a str) -> Option<&'a str> {
-        self.crypto.verify_link(token)
-    }
-
     /// The VERP envelope sender's local part for a delivery (see
     /// [`Crypto::verp_local`]).
     pub fn verp_local(&self, delivery: &DeliveryId) -> String {

@@ -28,6 +28,9 @@
 #            a list: "1 2 3" measures each (default 1); the load is split evenly
 #            over them (N and S divided), and memory is their sum
 #   EXE      a maskrelay binary (default: built here with cargo build --release)
+#   BASE     another maskrelay binary (an earlier commit's, say), run on SQLite beside
+#            EXE in every round, in alternating order, as "maskrelay-base": a paired
+#            comparison of two builds on the same load and the same machine state
 #   AUTH     1 = sender authentication on (default), 0 = off
 #   PERF     a path: profile maskrelay's runs with `perf record -g` into PATH.sqlite
 #            (PATH.postgres); the profiler's own cost lowers those runs' figures
@@ -39,6 +42,7 @@ set -euo pipefail
 
 ROUNDS=${ROUNDS:-3} N=${N:-5000} S=${S:-20} BYTES=${BYTES:-10240} SETTLE=${SETTLE:-60}
 AUTH=${AUTH:-1} PG=${PG:-} TIMEOUT=${TIMEOUT:-600} PERF=${PERF:-} SKIP_POSTFIX=${SKIP_POSTFIX:-0}
+BASE=${BASE:-}
 INSTANCES=${INSTANCES:-1}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 W=/tmp/maskrelay-bench
@@ -235,9 +239,10 @@ EOF
     sleep 1
 }
 
-# maskrelay_run DB [INSTANCES]: DB is sqlite or a postgres:// URL.
+# maskrelay_run DB [INSTANCES] [BINARY] [TAG]: DB is sqlite or a postgres:// URL;
+# BINARY (default EXE) is named maskrelay-TAG in the results when TAG is given.
 maskrelay_run() {
-    local db=$1 instances=${2:-1} url
+    local db=$1 instances=${2:-1} exe=${3:-$EXE} tag=${4:+-$4} url
     rm -rf "$W/mr"; mkdir -p "$W/mr"
     if [[ $db == sqlite ]]; then
         url="sqlite://$W/mr/db.sqlite"
@@ -253,11 +258,11 @@ maskrelay_run() {
     [[ $AUTH == 1 ]] && export MASKRELAY_SMTP_AUTHENTICATE_SENDERS=true || export MASKRELAY_SMTP_AUTHENTICATE_SENDERS=false
     # As shipped: two DKIM keys, every message signed twice.
     local key
-    key=$(cd "$W/mr" && "$EXE" org create --name Bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
-    "$EXE" dkim generate --selector ed1 --algorithm ed25519 >/dev/null
-    "$EXE" dkim generate --selector rsa1 --algorithm rsa >/dev/null
+    key=$(cd "$W/mr" && "$exe" org create --name Bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
+    "$exe" dkim generate --selector ed1 --algorithm ed25519 >/dev/null
+    "$exe" dkim generate --selector rsa1 --algorithm rsa >/dev/null
     # Alice's relay address, from one message written into a capture folder.
-    MASKRELAY_OUTBOUND_CAPTURE_DIR=$W/mr/capture "$EXE" serve >"$W/mr/setup.log" 2>&1 &
+    MASKRELAY_OUTBOUND_CAPTURE_DIR=$W/mr/capture "$exe" serve >"$W/mr/setup.log" 2>&1 &
     local gw=$!
     until_busy ${HTTP##*:} || die "maskrelay did not start: $(tail -3 "$W/mr/setup.log")"
     api() {
@@ -281,13 +286,13 @@ maskrelay_run() {
         MASKRELAY_OUTBOUND_SMARTHOST=smtp://127.0.0.1:$SINK MASKRELAY_INSTANCE_ID=bench-$i \
             MASKRELAY_SMTP_LISTEN=127.0.0.1:$port \
             MASKRELAY_HTTP_LISTEN=127.0.0.1:$((${HTTP##*:} + 10 * i)) \
-            "$EXE" serve >"$W/mr/serve.$i.log" 2>&1 &
+            "$exe" serve >"$W/mr/serve.$i.log" 2>&1 &
         gws+=($!)
         pids+=($!)
         targets+=(127.0.0.1:$port)
         until_busy $port || die "maskrelay did not start: $(tail -3 "$W/mr/serve.$i.log")"
     done
-    local line perf= name=maskrelay-${db%%:*}
+    local line perf= name=maskrelay$tag-${db%%:*}
     ((instances > 1)) && name+=-x$instances
     if [[ -n $PERF ]]; then
         perf record -F 499 -g -p "${gws[0]}" -o "$PERF.${db%%:*}" >/dev/null 2>&1 &
@@ -317,7 +322,9 @@ out=$W/results
 say "N=$N S=$S BYTES=$BYTES ROUNDS=$ROUNDS SETTLE=$SETTLE auth=$AUTH; each run waits SETTLE first"
 for ((r = 1; r <= ROUNDS; r++)); do
     ((SKIP_POSTFIX)) || postfix_run | tee -a "$out.all"
+    if [[ -n $BASE ]] && ((r % 2 == 1)); then maskrelay_run sqlite 1 "$BASE" base | tee -a "$out.all"; fi
     maskrelay_run sqlite | tee -a "$out.all"
+    if [[ -n $BASE ]] && ((r % 2 == 0)); then maskrelay_run sqlite 1 "$BASE" base | tee -a "$out.all"; fi
     if [[ -n $PG ]]; then
         for k in $INSTANCES; do maskrelay_run "$PG" "$k" | tee -a "$out.all"; done
     fi
