@@ -303,6 +303,21 @@ impl Submitter {
         Ok(Some(done))
     }
 
+    /// The reader's links under a member's message: block its writer, and stop all
+    /// member messages.
+    fn footer_links(&self, s: &Submission<'_>) -> (String, String) {
+        let block = self.link(&LinkAction::Block {
+            org: s.org.id.clone(),
+            reader: s.reader.id.clone(),
+            writer: s.writer.id.clone(),
+        });
+        let stop = self.link(&LinkAction::Stop {
+            org: s.org.id.clone(),
+            reader: s.reader.id.clone(),
+        });
+        (block, stop)
+    }
+
     /// The message as its reader will get it: both members' addresses replaced by
     /// the relay addresses of its thread, threaded under the thread's latest.
     fn compose(
@@ -324,26 +339,22 @@ impl Submitter {
         }
         let mut body = s.body.clone();
         body.scrub(&scrubber);
-        let block = self.link(&LinkAction::Block {
-            org: s.org.id.clone(),
-            reader: s.reader.id.clone(),
-            writer: s.writer.id.clone(),
-        });
-        let stop = self.link(&LinkAction::Stop {
-            org: s.org.id.clone(),
-            reader: s.reader.id.clone(),
-        });
         let noreply = format!("noreply@{}", self.relay_domain);
+        let links;
         let from = match s.origin {
             Origin::Notice => Sender::Organisation { address: &noreply },
-            Origin::Api | Origin::Smtp => Sender::Member {
-                name: s.writer.name.as_deref().unwrap_or("A member"),
-                relay_address: &writer_relay,
-                links: Some(FooterLinks {
-                    block: &block,
-                    stop: &stop,
-                }),
-            },
+            Origin::Api | Origin::Smtp => {
+                // Only a member's message offers the reader links.
+                links = self.footer_links(s);
+                Sender::Member {
+                    name: s.writer.name.as_deref().unwrap_or("A member"),
+                    relay_address: &writer_relay,
+                    links: Some(FooterLinks {
+                        block: &links.0,
+                        stop: &links.1,
+                    }),
+                }
+            }
         };
         Ok(build(&Draft {
             from,
