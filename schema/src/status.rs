@@ -51,11 +51,6 @@ impl DeliveryStatus {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
-
-    /// Still to be attempted. In the table, exactly these rows have a `due_at`.
-    pub fn is_pending(self) -> bool {
-        matches!(self, DeliveryStatus::Queued | DeliveryStatus::Deferred)
-    }
 }
 
 text_enum!(DeliveryStatus);

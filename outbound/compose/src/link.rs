@@ -45,13 +45,6 @@ impl LinkAction {
         Self::from_payload(crypto.verify_link(token)?)
     }
 
-    /// The member the link was sent to.
-    pub fn reader(&self) -> &MemberId {
-        match self {
-            LinkAction::Block { reader, .. } | LinkAction::Stop { reader, .. } => reader,
-        }
-    }
-
     fn payload(&self) -> String {
         let parts: Vec<&str> = match self {
             LinkAction::Block {
@@ -123,7 +116,8 @@ mod tests {
             let token = action.token(&c);
             let (payload, mac) = token.rsplit_once('~').unwrap_or_default();
             // Another member's id in an otherwise valid link.
-            let other = payload.replacen(action.reader().as_str(), "0190f3a2-7c1e", 1);
+            let (LinkAction::Block { reader, .. } | LinkAction::Stop { reader, .. }) = &action;
+            let other = payload.replacen(reader.as_str(), "0190f3a2-7c1e", 1);
             assert_eq!(LinkAction::from_token(&c, &format!("{other}~{mac}")), None);
             // Another action for the same members.
             let swapped = payload.replacen(&payload[..payload.find('.').unwrap_or(0)], "stop", 1);
