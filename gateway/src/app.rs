@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use maskrelay_compose::Submitter;
+use maskrelay_compose::{Broadcaster, Submitter};
 use maskrelay_deliver::retry::{RetryPolicy, SCHEDULE_MINUTES};
 use maskrelay_deliver::transport::mx::{Mx, MxSettings};
 use maskrelay_deliver::{Transport, WorkerConfig};
@@ -81,11 +81,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .clone()
         .unwrap_or_else(|| format!("http://{http_addr}"));
     let submitter = Submitter::new(store.clone(), config.relay_domain.clone(), public_url);
+    let broadcaster = Broadcaster::new(submitter.clone(), config.instance_id());
 
     let listener_stats = Arc::new(ListenerStats::default());
     let state = api::AppState {
         store: store.clone(),
         submitter: submitter.clone(),
+        broadcaster: broadcaster.clone(),
         max_body_bytes: config.http.max_body_bytes,
         listener_stats: Arc::clone(&listener_stats),
     };
@@ -155,6 +157,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         shutdown.clone(),
     ));
     tasks.spawn(maskrelay_compose::notice::run(submitter, failures));
+    tasks.spawn(broadcaster.run(shutdown.clone()));
     tasks.close();
     Ok(Running {
         http_addr,

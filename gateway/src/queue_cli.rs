@@ -92,7 +92,9 @@ fn describe(d: &DeliveryInfo) -> String {
          last change:     {}\n",
         d.id,
         d.message_id,
-        d.conversation_id,
+        d.conversation_id
+            .as_ref()
+            .map_or_else(|| "- (a broadcast's copy)".to_owned(), ToString::to_string),
         d.status.as_str(),
         d.attempts,
         d.due_at.map_or("-".into(), |t| t.to_string()),

@@ -92,7 +92,24 @@ id_type!(
     DeliveryId
 );
 
-made_here!(OrgId, MemberId, ConversationId, MessageId, DeliveryId);
+id_type!(
+    /// A broadcast: one message from the organisation to many members.
+    BroadcastId
+);
+id_type!(
+    /// A category of broadcasts (`news`, `events`), named by the organisation;
+    /// members unsubscribe from one at a time.
+    CategoryId
+);
+
+made_here!(
+    OrgId,
+    MemberId,
+    ConversationId,
+    MessageId,
+    DeliveryId,
+    BroadcastId
+);
 
 /// Who writes to whom: the two members of one message, named so that they cannot be
 /// passed the wrong way round.

@@ -19,6 +19,8 @@
 //! The tables, each adding its queries to [`Store`]:
 //! - [`orgs`], [`members`]: the directory; [`controls`]: blocks, opting out,
 //!   conversation limits.
+//! - [`categories`]: the organisation's categories of broadcasts and who left
+//!   each; [`broadcasts`]: broadcasts, expanded into copies in batches.
 //! - [`conversations`]: conversations and the relay addresses that stand for
 //!   members; [`routing`]: everything a reply to a relay address needs, in one read.
 //! - [`messages`]: relayed messages and their queued delivery; [`metadata`]: what
@@ -36,6 +38,8 @@
 //! worker claims deliveries from [`queue`] and wipes their content once they end.
 
 pub mod backend;
+pub mod broadcasts;
+pub mod categories;
 pub mod clock;
 pub mod controls;
 pub mod conversations;
@@ -70,5 +74,8 @@ pub use crypto::{Crypto, SecretKey};
 pub use db::Store;
 pub use error::{Result, StoreError};
 pub use group::GroupTx;
-pub use ids::{ConversationId, DeliveryId, Direction, ExternalId, MemberId, MessageId, OrgId};
+pub use ids::{
+    BroadcastId, CategoryId, ConversationId, DeliveryId, Direction, ExternalId, MemberId,
+    MessageId, OrgId,
+};
 pub use status::{BounceSeverity, DeliveryStatus};

@@ -318,7 +318,7 @@ impl Store {
         Ok(true)
     }
 
-    fn member_from_row(&self, row: &AnyRow, prefix: &str) -> Result<Member> {
+    pub(crate) fn member_from_row(&self, row: &AnyRow, prefix: &str) -> Result<Member> {
         let col = |name: &str| format!("{prefix}{name}");
         let c = &self.crypto;
         let status: MemberStatus = row.try_get(col("status").as_str())?;

@@ -98,7 +98,8 @@ impl Store {
     }
 
     /// A message that could not be delivered, for the notice to its writer;
-    /// `notified_since` (Unix ms) bounds "already told".
+    /// `notified_since` (Unix ms) bounds "already told". `None` if there is no such
+    /// message or no member wrote it (a broadcast's copy): nobody is to be told.
     ///
     /// # Errors
     /// [`crate::StoreError`] if the query fails.
@@ -112,7 +113,8 @@ impl Store {
                     m.origin, \
                     (SELECT COUNT(*) FROM messages n WHERE n.conversation_id = m.conversation_id \
                        AND n.origin = $3 AND n.created_at > $2) AS recent \
-             FROM messages m WHERE m.id = $1",
+             FROM messages m \
+             WHERE m.id = $1 AND m.writer_id IS NOT NULL AND m.conversation_id IS NOT NULL",
         )
         .bind(message)
         .bind(notified_since)
@@ -135,7 +137,7 @@ impl Store {
         .transpose()
     }
 
-    /// A message of an organisation, by our id.
+    /// A message of an organisation between members, by our id.
     ///
     /// # Errors
     /// [`crate::StoreError`] if the query fails.
@@ -146,7 +148,8 @@ impl Store {
     ) -> Result<Option<MessageMeta>> {
         let row = sqlx::query(
             "SELECT id, conversation_id, writer_id, reader_id, rfc_message_id FROM messages \
-             WHERE org_id = $1 AND id = $2",
+             WHERE org_id = $1 AND id = $2 AND conversation_id IS NOT NULL \
+               AND writer_id IS NOT NULL",
         )
         .bind(org)
         .bind(id)

@@ -12,7 +12,7 @@ use crate::clock::now_ms;
 use crate::crypto::Crypto;
 use crate::error::Result;
 use crate::group::GroupTx;
-use crate::ids::{ConversationId, DeliveryId, MemberId, MessageId, OrgId};
+use crate::ids::{BroadcastId, ConversationId, DeliveryId, MemberId, MessageId, OrgId};
 use crate::rounds::RoundWrite;
 use crate::sql::text_enum;
 use crate::status::DeliveryStatus;
@@ -31,6 +31,8 @@ pub enum Origin {
     Smtp,
     /// maskrelay's own notice to a writer that their message could not be delivered.
     Notice,
+    /// A copy of a broadcast: the organisation writing to many members.
+    Broadcast,
 }
 
 impl Origin {
@@ -40,18 +42,39 @@ impl Origin {
             Origin::Api => "api",
             Origin::Smtp => "smtp",
             Origin::Notice => "notice",
+            Origin::Broadcast => "broadcast",
         }
     }
 
     /// Parses [`Origin::as_str`].
     pub fn parse(text: &str) -> Option<Self> {
-        [Origin::Api, Origin::Smtp, Origin::Notice]
+        [Origin::Api, Origin::Smtp, Origin::Notice, Origin::Broadcast]
             .into_iter()
             .find(|o| o.as_str() == text)
     }
 }
 
 text_enum!(Origin);
+
+/// Which deliveries a worker takes first: those of a conversation always go ahead
+/// of bulk ones (broadcast copies), whenever either was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// A message between people, or a notice about one.
+    Conversation,
+    /// A broadcast's copies.
+    Bulk,
+}
+
+impl Lane {
+    /// The value stored: the claim orders by it.
+    fn as_i64(self) -> i64 {
+        match self {
+            Lane::Conversation => 0,
+            Lane::Bulk => 1,
+        }
+    }
+}
 
 /// A message about to be stored.
 #[derive(Debug, Clone)]
@@ -60,10 +83,12 @@ pub struct NewMessage<'a> {
     pub id: &'a MessageId,
     /// Organisation.
     pub org_id: &'a OrgId,
-    /// Conversation.
-    pub conversation_id: &'a ConversationId,
-    /// The member who wrote it.
-    pub writer_id: &'a MemberId,
+    /// The conversation it belongs to; none for a broadcast's copy.
+    pub conversation_id: Option<&'a ConversationId>,
+    /// The broadcast it is a copy of, if it is one.
+    pub broadcast_id: Option<&'a BroadcastId>,
+    /// The member who wrote it; none when the organisation did (a broadcast).
+    pub writer_id: Option<&'a MemberId>,
     /// The member it is for.
     pub reader_id: &'a MemberId,
     /// Entry point.
@@ -74,20 +99,40 @@ pub struct NewMessage<'a> {
     pub sender_auth: Option<&'a str>,
 }
 
-/// A delivery's id and its encrypted recipient and content, ready to insert.
+/// A delivery's id and its encrypted recipient and content, ready to insert, with
+/// its lane and when it is due (`None`: at once).
 pub(crate) struct Sealed {
     pub(crate) delivery_id: DeliveryId,
     recipient_enc: Vec<u8>,
     content_enc: Vec<u8>,
+    lane: Lane,
+    due_at: Option<i64>,
 }
 
 impl Sealed {
-    /// The delivery of `content` to `reader_address`, both encrypted.
+    /// The delivery of `content` to `reader_address`, both encrypted, due at once
+    /// in the conversation lane.
     pub(crate) fn new(crypto: &Crypto, reader_address: &str, content: &[u8]) -> Result<Self> {
         Ok(Self {
             delivery_id: DeliveryId::generate(),
             recipient_enc: crypto.encrypt(RECIPIENT, reader_address.as_bytes())?,
             content_enc: crypto.encrypt(CONTENT, content)?,
+            lane: Lane::Conversation,
+            due_at: None,
+        })
+    }
+
+    /// The same, as a bulk delivery due at `due_at` (Unix ms).
+    pub(crate) fn bulk(
+        crypto: &Crypto,
+        reader_address: &str,
+        content: &[u8],
+        due_at: i64,
+    ) -> Result<Self> {
+        Ok(Self {
+            lane: Lane::Bulk,
+            due_at: Some(due_at),
+            ..Self::new(crypto, reader_address, content)?
         })
     }
 
@@ -107,8 +152,7 @@ impl Sealed {
     }
 }
 
-/// Binds one message and its delivery: the twelve parameters per row of
-/// [`insert_sql`].
+/// Binds one message and its delivery: the parameters of one row of [`insert_sql`].
 fn bind_row<'q>(
     query: Query<'q, Any, AnyArguments>,
     msg: &NewMessage<'q>,
@@ -119,6 +163,7 @@ fn bind_row<'q>(
         .bind(msg.id)
         .bind(msg.org_id)
         .bind(msg.conversation_id)
+        .bind(msg.broadcast_id)
         .bind(msg.writer_id)
         .bind(msg.reader_id)
         .bind(msg.origin)
@@ -128,28 +173,31 @@ fn bind_row<'q>(
         .bind(&sealed.delivery_id)
         .bind(&sealed.recipient_enc)
         .bind(&sealed.content_enc)
+        .bind(sealed.lane.as_i64())
+        .bind(sealed.due_at.unwrap_or(created_at))
 }
 
 /// Parameters per row of [`insert_sql`].
-const PER_ROW: usize = 12;
+const PER_ROW: usize = 15;
 
 /// At most this many messages per statement (SQLite allows 32,766 parameters).
 const ROWS_PER_STATEMENT: usize = 256;
 
-/// One statement storing `rows` messages and their deliveries, due at once. `$1` is
-/// the status of a new delivery; row `r` takes parameters `12r+2`..`12r+13`
-/// (message id, organisation, conversation, writer, reader, origin, `Message-ID`,
-/// sender authentication, time; delivery id, recipient, content). On SQLite two
-/// statements in one call, on PostgreSQL a data-modifying CTE.
+/// One statement storing `rows` messages and their deliveries. `$1` is the status
+/// of a new delivery; row `r` takes parameters `15r+2`..`15r+16` (message id,
+/// organisation, conversation, broadcast, writer, reader, origin, `Message-ID`,
+/// sender authentication, time; delivery id, recipient, content, lane, due time).
+/// On SQLite two statements in one call, on PostgreSQL a data-modifying CTE.
 fn insert_sql(backend: Backend, rows: usize) -> String {
     use std::fmt::Write;
     let mut messages = String::from(
-        "INSERT INTO messages (id, org_id, conversation_id, writer_id, reader_id, origin, \
-                               rfc_message_id, sender_auth, created_at) VALUES ",
+        "INSERT INTO messages (id, org_id, conversation_id, broadcast_id, writer_id, \
+                               reader_id, origin, rfc_message_id, sender_auth, created_at) \
+         VALUES ",
     );
     let mut deliveries = String::from(
-        "INSERT INTO deliveries (id, message_id, status, recipient_enc, content_enc, attempts, \
-                                 due_at, created_at, updated_at) VALUES ",
+        "INSERT INTO deliveries (id, message_id, status, recipient_enc, content_enc, lane, \
+                                 attempts, due_at, created_at, updated_at) VALUES ",
     );
     for r in 0..rows {
         let p = 1 + r * PER_ROW;
@@ -157,7 +205,7 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
         // Writing to a String cannot fail.
         let _ = write!(
             messages,
-            "{sep}(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            "{sep}(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
             p + 1,
             p + 2,
             p + 3,
@@ -166,16 +214,19 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
             p + 6,
             p + 7,
             p + 8,
-            p + 9
+            p + 9,
+            p + 10
         );
         let _ = write!(
             deliveries,
-            "{sep}(${}, ${}, $1, ${}, ${}, 0, ${at}, ${at}, ${at})",
-            p + 10,
-            p + 1,
+            "{sep}(${}, ${}, $1, ${}, ${}, ${}, 0, ${}, ${at}, ${at})",
             p + 11,
+            p + 1,
             p + 12,
-            at = p + 9
+            p + 13,
+            p + 14,
+            p + 15,
+            at = p + 10
         );
     }
     match backend {
@@ -188,8 +239,9 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
 pub(crate) struct QueuedMessage {
     id: MessageId,
     org_id: OrgId,
-    conversation_id: ConversationId,
-    writer_id: MemberId,
+    conversation_id: Option<ConversationId>,
+    broadcast_id: Option<BroadcastId>,
+    writer_id: Option<MemberId>,
     reader_id: MemberId,
     origin: Origin,
     rfc_message_id: String,
@@ -203,8 +255,9 @@ impl QueuedMessage {
         Self {
             id: msg.id.clone(),
             org_id: msg.org_id.clone(),
-            conversation_id: msg.conversation_id.clone(),
-            writer_id: msg.writer_id.clone(),
+            conversation_id: msg.conversation_id.cloned(),
+            broadcast_id: msg.broadcast_id.cloned(),
+            writer_id: msg.writer_id.cloned(),
             reader_id: msg.reader_id.clone(),
             origin: msg.origin,
             rfc_message_id: msg.rfc_message_id.to_owned(),
@@ -218,8 +271,9 @@ impl QueuedMessage {
         NewMessage {
             id: &self.id,
             org_id: &self.org_id,
-            conversation_id: &self.conversation_id,
-            writer_id: &self.writer_id,
+            conversation_id: self.conversation_id.as_ref(),
+            broadcast_id: self.broadcast_id.as_ref(),
+            writer_id: self.writer_id.as_ref(),
             reader_id: &self.reader_id,
             origin: self.origin,
             rfc_message_id: &self.rfc_message_id,
@@ -237,15 +291,28 @@ impl RoundWrite for Arrivals {
     const WHAT: &'static str = "store messages";
 
     async fn write(tx: &mut GroupTx, rows: &[QueuedMessage]) -> Result<()> {
-        let backend = tx.backend();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut query = sqlx::query(AssertSqlSafe(insert_sql(backend, chunk.len())))
-                .bind(DeliveryStatus::Queued);
-            for row in chunk {
-                query = bind_row(query, &row.borrowed(), &row.sealed, row.created_at);
-            }
-            query.execute(tx.conn()).await?;
-        }
-        Ok(())
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|row| (row.borrowed(), &row.sealed, row.created_at))
+            .collect();
+        insert_all(tx, &rows).await
     }
+}
+
+/// Stores messages and their deliveries, created at the time given with each, as
+/// few statements as the database's limit on parameters allows.
+pub(crate) async fn insert_all(
+    tx: &mut GroupTx,
+    rows: &[(NewMessage<'_>, &Sealed, i64)],
+) -> Result<()> {
+    let backend = tx.backend();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut query = sqlx::query(AssertSqlSafe(insert_sql(backend, chunk.len())))
+            .bind(DeliveryStatus::Queued);
+        for (msg, sealed, created_at) in chunk {
+            query = bind_row(query, msg, sealed, *created_at);
+        }
+        query.execute(tx.conn()).await?;
+    }
+    Ok(())
 }

@@ -41,6 +41,8 @@ pub struct OrgSettings {
     pub new_conversations_per_hour: i64,
     /// New conversations one member may start per day; 0 for no limit.
     pub new_conversations_per_day: i64,
+    /// Broadcast copies sent per minute at most; 0 for no limit.
+    pub broadcast_per_minute: i64,
 }
 
 impl Default for OrgSettings {
@@ -53,6 +55,7 @@ impl Default for OrgSettings {
             member_messaging: true,
             new_conversations_per_hour: 20,
             new_conversations_per_day: 100,
+            broadcast_per_minute: 60_000,
         }
     }
 }
@@ -64,7 +67,8 @@ macro_rules! org_columns_as {
     ($t:literal) => {
         $crate::sql::columns_as!($t; "id", "name", "remove_foreign_addresses",
             "relay_auto_replies", "retention_days", "accept_unauthenticated",
-            "member_messaging", "new_conversations_per_hour", "new_conversations_per_day")
+            "member_messaging", "new_conversations_per_hour", "new_conversations_per_day",
+            "broadcast_per_minute")
     };
 }
 pub(crate) use org_columns_as;
@@ -135,7 +139,8 @@ impl Store {
         sqlx::query(
             "UPDATE organisations SET remove_foreign_addresses = $2, relay_auto_replies = $3, \
                  retention_days = $4, accept_unauthenticated = $5, member_messaging = $6, \
-                 new_conversations_per_hour = $7, new_conversations_per_day = $8 WHERE id = $1",
+                 new_conversations_per_hour = $7, new_conversations_per_day = $8, \
+                 broadcast_per_minute = $9 WHERE id = $1",
         )
         .bind(id)
         .bind(i64::from(settings.remove_foreign_addresses))
@@ -145,6 +150,7 @@ impl Store {
         .bind(i64::from(settings.member_messaging))
         .bind(settings.new_conversations_per_hour)
         .bind(settings.new_conversations_per_day)
+        .bind(settings.broadcast_per_minute)
         .grouped(self)
         .await?;
         Ok(())
@@ -169,6 +175,7 @@ pub(crate) fn org_at(row: &sqlx::any::AnyRow, prefix: &str) -> Result<Org> {
             member_messaging: row.try_get::<i64, _>(col("member_messaging").as_str())? != 0,
             new_conversations_per_hour: row.try_get(col("new_conversations_per_hour").as_str())?,
             new_conversations_per_day: row.try_get(col("new_conversations_per_day").as_str())?,
+            broadcast_per_minute: row.try_get(col("broadcast_per_minute").as_str())?,
         },
     })
 }

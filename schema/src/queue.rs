@@ -103,12 +103,13 @@ macro_rules! claim_returning {
     };
 }
 
-/// The due, unleased deliveries a claim takes, oldest due first.
+/// The due, unleased deliveries a claim takes: a conversation's before bulk ones
+/// (see `Lane`), then oldest due first.
 macro_rules! due {
     () => {
         "SELECT id FROM deliveries \
          WHERE due_at <= $2 AND (lease_until IS NULL OR lease_until <= $2) \
-         ORDER BY due_at LIMIT $3"
+         ORDER BY lane, due_at LIMIT $3"
     };
 }
 
@@ -236,6 +237,26 @@ impl Store {
             self.crypto.decrypt_text(RECIPIENT, &recipient)?,
             self.crypto.decrypt(CONTENT, &content)?,
         ))
+    }
+
+    /// When the next delivery that is not yet due becomes due (Unix ms), if any: an
+    /// idle worker sleeps until then rather than its whole poll interval, so that
+    /// paced broadcast copies go out on time.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub async fn next_due(&self) -> Result<Option<i64>> {
+        // One look-up in the index per lane, rather than a scan across both.
+        let row = sqlx::query(
+            "SELECT (SELECT MIN(due_at) FROM deliveries WHERE lane = 0 AND due_at > $1) AS a, \
+                    (SELECT MIN(due_at) FROM deliveries WHERE lane = 1 AND due_at > $1) AS b",
+        )
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        let a: Option<i64> = row.try_get("a")?;
+        let b: Option<i64> = row.try_get("b")?;
+        Ok(a.into_iter().chain(b).min())
     }
 
     /// Records that a delivery was not attempted because its reader's address is

@@ -17,8 +17,8 @@ pub struct DeliveryInfo {
     pub id: DeliveryId,
     /// The message.
     pub message_id: MessageId,
-    /// The conversation.
-    pub conversation_id: ConversationId,
+    /// The conversation; none for a broadcast's copy.
+    pub conversation_id: Option<ConversationId>,
     /// Where it stands.
     pub status: DeliveryStatus,
     /// Attempts made.

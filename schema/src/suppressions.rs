@@ -8,7 +8,7 @@ use crate::db::Store;
 use crate::error::Result;
 use crate::events::{InboundKind, insert_event};
 use crate::group::Grouped;
-use crate::ids::{ConversationId, DeliveryId, MemberId, MessageId, OrgId};
+use crate::ids::{CategoryId, ConversationId, DeliveryId, MemberId, MessageId, OrgId};
 use crate::new_message::Origin;
 use crate::status::{BounceSeverity, DeliveryStatus};
 
@@ -35,8 +35,8 @@ pub struct BounceRecord<'a> {
 pub struct Bounced {
     /// The organisation.
     pub org_id: OrgId,
-    /// The conversation of the bounced message.
-    pub conversation_id: ConversationId,
+    /// The conversation of the bounced message; none for a broadcast's copy.
+    pub conversation_id: Option<ConversationId>,
     /// The message.
     pub message_id: MessageId,
 }
@@ -44,9 +44,11 @@ pub struct Bounced {
 /// A delivery's message and members, as a report about it needs them.
 struct DeliveryMessage {
     bounced: Bounced,
-    writer: MemberId,
+    writer: Option<MemberId>,
     reader: MemberId,
     origin: Origin,
+    /// The category, if the message is a broadcast's copy.
+    category: Option<CategoryId>,
 }
 
 impl Store {
@@ -132,29 +134,52 @@ impl Store {
         let Some(found) = self.delivery_message(delivery).await? else {
             return Ok(None);
         };
-        let (complained, writer, reader) = (found.bounced, found.writer, found.reader);
-        let origin = found.origin;
+        let complained = found.bounced;
+        let reader = found.reader;
         let mut tx = self.begin_write().await?;
-        // A complaint about our own notice blocks nobody: no member wrote it.
-        if origin != Origin::Notice {
-            sqlx::query(
-                "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (blocker_id, blocked_id) DO NOTHING",
-            )
-            .bind(&reader)
-            .bind(&writer)
-            .bind(now_ms())
-            .execute(tx.conn())
-            .await?;
+        match (
+            found.writer,
+            complained.conversation_id.as_ref(),
+            found.category,
+        ) {
+            // A member's message: its reader blocks its writer, and admins see it in
+            // the conversation.
+            (Some(writer), Some(conversation), _) => {
+                if found.origin != Origin::Notice {
+                    sqlx::query(
+                        "INSERT INTO blocks (blocker_id, blocked_id, created_at) \
+                         VALUES ($1, $2, $3) ON CONFLICT (blocker_id, blocked_id) DO NOTHING",
+                    )
+                    .bind(&reader)
+                    .bind(&writer)
+                    .bind(now_ms())
+                    .execute(tx.conn())
+                    .await?;
+                }
+                insert_event(
+                    &complained.org_id,
+                    conversation,
+                    &reader,
+                    InboundKind::Complaint,
+                )
+                .execute(tx.conn())
+                .await?;
+            }
+            // A broadcast's copy: its reader leaves the category, unless nobody can.
+            (_, _, Some(category)) if !category.is_mandatory() => {
+                sqlx::query(
+                    "INSERT INTO category_optouts (member_id, category_id, org_id, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (member_id, category_id) DO NOTHING",
+                )
+                .bind(&reader)
+                .bind(&category)
+                .bind(&complained.org_id)
+                .bind(now_ms())
+                .execute(tx.conn())
+                .await?;
+            }
+            _ => {}
         }
-        insert_event(
-            &complained.org_id,
-            &complained.conversation_id,
-            &reader,
-            InboundKind::Complaint,
-        )
-        .execute(tx.conn())
-        .await?;
         tx.commit().await?;
         Ok(Some(complained))
     }
@@ -163,8 +188,9 @@ impl Store {
     async fn delivery_message(&self, delivery: &DeliveryId) -> Result<Option<DeliveryMessage>> {
         let row = sqlx::query(
             "SELECT m.org_id, m.conversation_id, m.id AS message_id, m.writer_id, \
-                    m.reader_id, m.origin FROM deliveries d \
-             JOIN messages m ON m.id = d.message_id WHERE d.id = $1",
+                    m.reader_id, m.origin, b.category_id FROM deliveries d \
+             JOIN messages m ON m.id = d.message_id \
+             LEFT JOIN broadcasts b ON b.id = m.broadcast_id WHERE d.id = $1",
         )
         .bind(delivery)
         .fetch_optional(&self.pool)
@@ -179,6 +205,7 @@ impl Store {
                 writer: row.try_get("writer_id")?,
                 reader: row.try_get("reader_id")?,
                 origin: row.try_get("origin")?,
+                category: row.try_get("category_id")?,
             })
         })
         .transpose()

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Html;
 use maskrelay_compose::LinkAction;
 use maskrelay_compose::footer::escape_html;
-use maskrelay_schema::{Direction, MemberId};
+use maskrelay_schema::{CategoryId, Direction, MemberId, OrgId};
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -31,6 +31,10 @@ pub async fn confirm(
             format!("Stop receiving messages from {}?", escape_html(&name))
         }
         LinkAction::Stop { .. } => "Stop receiving messages from all other members?".to_owned(),
+        LinkAction::Unsubscribe { org, category, .. } => {
+            let name = category_name(&state, org, category).await?;
+            format!("Unsubscribe from \u{201c}{}\u{201d}?", escape_html(&name))
+        }
     };
     Ok((
         StatusCode::OK,
@@ -69,6 +73,20 @@ pub async fn apply(
             state.store.set_accepts_messages(&reader, false).await?;
             "Done: you will receive no more messages from other members."
         }
+        LinkAction::Unsubscribe {
+            org,
+            reader,
+            category,
+        } => {
+            if !live(&state, &reader).await? || category.is_mandatory() {
+                return Ok(invalid());
+            }
+            state
+                .store
+                .set_subscribed(&org, &reader, &category, false)
+                .await?;
+            "Done: you are unsubscribed."
+        }
     };
     tracing::info!("footer link followed");
     Ok((StatusCode::OK, page(&format!("<p>{done}</p>"))))
@@ -90,6 +108,18 @@ async fn member_name(state: &AppState, id: &MemberId) -> Result<String, ApiError
         .await?
         .and_then(|m| m.name)
         .unwrap_or_else(|| "this member".to_owned()))
+}
+
+async fn category_name(
+    state: &AppState,
+    org: &OrgId,
+    category: &CategoryId,
+) -> Result<String, ApiError> {
+    Ok(state
+        .store
+        .category(org, category)
+        .await?
+        .map_or_else(|| category.to_string(), |c| c.name))
 }
 
 fn invalid() -> (StatusCode, Html<String>) {

@@ -1,7 +1,8 @@
 //! The HTTP API: routes, shared state, and the pieces every handler uses.
 //!
 //! - [`members`], [`blocks`], [`suppression`], [`messages`], [`conversations`],
-//!   [`organisation`]: the resources, each owning its handlers.
+//!   [`organisation`], [`categories`], [`broadcasts`]: the resources, each owning
+//!   its handlers.
 //! - [`metrics`]: the SMTP listener's counters for Prometheus (no API key).
 //! - [`links`]: the one-click footer links members follow themselves (no API key).
 //! - [`auth`]: the API-key extractor.
@@ -12,6 +13,8 @@
 pub mod auth;
 pub mod blocks;
 pub mod body;
+pub mod broadcasts;
+pub mod categories;
 pub mod conversations;
 pub mod error;
 pub mod links;
@@ -51,6 +54,15 @@ pub fn routes(state: AppState) -> Router {
             "/v1/members/{id}/blocks/{other}",
             put(blocks::put).delete(blocks::delete),
         )
+        .route(
+            "/v1/members/{id}/categories",
+            get(categories::of_member).put(categories::set_for_member),
+        )
+        .route("/v1/categories", get(categories::list))
+        .route("/v1/categories/{id}", put(categories::put))
+        .route("/v1/broadcasts", post(broadcasts::post))
+        .route("/v1/broadcasts/{id}", get(broadcasts::get))
+        .route("/v1/broadcasts/{id}/cancel", post(broadcasts::cancel))
         .route("/v1/links/{token}", get(links::confirm).post(links::apply))
         .route("/v1/conversations/{id}", get(conversations::get))
         .route(

@@ -19,6 +19,10 @@ const UNAUTHENTICATED: &str = "unauthenticated_senders";
 const MEMBER_MESSAGING: &str = "member_messaging";
 const PER_HOUR: &str = "new_conversations_per_hour";
 const PER_DAY: &str = "new_conversations_per_day";
+const BROADCAST_RATE: &str = "broadcast_per_minute";
+
+/// Highest broadcast rate an organisation may set (0 means no pacing).
+const MAX_BROADCAST_RATE: i64 = 10_000_000;
 
 /// Highest limit on new conversations an organisation may set (0 means none).
 const MAX_LIMIT: i64 = 100_000;
@@ -46,6 +50,7 @@ pub async fn patch(
         MEMBER_MESSAGING,
         PER_HOUR,
         PER_DAY,
+        BROADCAST_RATE,
     ];
     if let Some(field) = obj.unknown_fields(&known) {
         return Err(ApiError::invalid(
@@ -87,6 +92,9 @@ pub async fn patch(
         new_conversations_per_day: obj
             .optional_int(PER_DAY, 0..=MAX_LIMIT)?
             .unwrap_or(current.new_conversations_per_day),
+        broadcast_per_minute: obj
+            .optional_int(BROADCAST_RATE, 0..=MAX_BROADCAST_RATE)?
+            .unwrap_or(current.broadcast_per_minute),
     };
     state.store.update_org_settings(&org.id, &settings).await?;
     tracing::info!(org_id = %org.id, "organisation settings changed");
@@ -105,6 +113,7 @@ fn render(org: &Org) -> Value {
             MEMBER_MESSAGING: org.settings.member_messaging,
             PER_HOUR: org.settings.new_conversations_per_hour,
             PER_DAY: org.settings.new_conversations_per_day,
+            BROADCAST_RATE: org.settings.broadcast_per_minute,
         },
     })
 }

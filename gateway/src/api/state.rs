@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use maskrelay_compose::Submitter;
+use maskrelay_compose::{Broadcaster, Submitter};
 use maskrelay_inbound::ListenerStats;
 use maskrelay_schema::Store;
 
@@ -13,6 +13,8 @@ pub struct AppState {
     pub store: Store,
     /// Queues messages.
     pub submitter: Submitter,
+    /// Counts and records broadcasts.
+    pub broadcaster: Broadcaster,
     /// The request body limit, for error messages.
     pub max_body_bytes: usize,
     /// The SMTP listener's counters.

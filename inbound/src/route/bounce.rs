@@ -44,7 +44,7 @@ impl Router {
                 Ok(Some(bounced)) => {
                     tracing::info!(
                         %delivery_id,
-                        conversation_id = %bounced.conversation_id,
+                        conversation_id = ?bounced.conversation_id,
                         message_id = %bounced.message_id,
                         reason = record.reason,
                         severity = record.severity.as_str(),
@@ -57,7 +57,7 @@ impl Router {
                         .notify_undeliverable(&bounced.message_id)
                         .await
                     {
-                        tracing::error!(conversation_id = %bounced.conversation_id, error = %e, "could not queue the writer's notice");
+                        tracing::error!(conversation_id = ?bounced.conversation_id, error = %e, "could not queue the writer's notice");
                     }
                 }
                 Ok(None) => tracing::info!(%delivery_id, "bounce for a delivery no longer stored"),
@@ -76,7 +76,7 @@ impl Router {
         for delivery_id in deliveries {
             match self.store.record_complaint(delivery_id).await {
                 Ok(Some(c)) => {
-                    tracing::info!(%delivery_id, conversation_id = %c.conversation_id, "complaint recorded; the reader no longer gets mail from the writer")
+                    tracing::info!(%delivery_id, conversation_id = ?c.conversation_id, "complaint recorded: the reader blocks the writer, or leaves the broadcast's category")
                 }
                 Ok(None) => {
                     tracing::info!(%delivery_id, "complaint about a delivery no longer stored")

@@ -17,7 +17,7 @@ use mail_builder::headers::text::Text;
 use mail_builder::mime::{BodyPart, MimePart};
 
 use crate::content::{Body, Content, Mailbox, Nested, Part};
-use crate::footer::{FooterLinks, add_footer};
+use crate::footer::{FooterLinks, add_footer, add_unsubscribe_footer};
 
 /// Everything needed to build one outgoing message.
 #[derive(Debug, Clone)]
@@ -65,6 +65,30 @@ pub enum Sender<'a> {
         /// That address.
         address: &'a str,
     },
+    /// The organisation's staff, writing to many members at once (a broadcast):
+    /// from the organisation's name at an address of the relay domain, marked as
+    /// bulk, with the list headers of its category if members may leave it.
+    Broadcast {
+        /// That address.
+        address: &'a str,
+        /// The category's headers; none for a mandatory notice.
+        list: Option<ListHeaders<'a>>,
+    },
+}
+
+/// What a broadcast in a category carries so that mail clients offer to leave it:
+/// `List-Id` (RFC 2919), `List-Unsubscribe` (RFC 2369) with its one-click `POST`
+/// (RFC 8058).
+#[derive(Debug, Clone, Copy)]
+pub struct ListHeaders<'a> {
+    /// The category's name, the phrase of `List-Id`.
+    pub name: &'a str,
+    /// The category's list id (`<category>.<organisation>.<relay domain>`).
+    pub id: &'a str,
+    /// The HTTPS link that unsubscribes the reader with one `POST`.
+    pub unsubscribe_url: &'a str,
+    /// The `mailto:` that does the same.
+    pub unsubscribe_mailto: &'a str,
 }
 
 /// The trace header every relayed message carries, so that one coming back (a member
@@ -104,6 +128,35 @@ pub fn build(draft: &Draft<'_>) -> std::io::Result<Vec<u8>> {
                 Some(draft.org_name.to_owned()),
                 address.to_owned(),
             )),
+        Sender::Broadcast { address, list } => {
+            let mut b = builder
+                .header("Precedence", Raw::new("bulk"))
+                .from(Address::new_address(
+                    Some(draft.org_name.to_owned()),
+                    address.to_owned(),
+                ));
+            if let Some(list) = list {
+                b = b
+                    // `phrase <id>` has a mailbox's form: written as one, the
+                    // phrase is quoted or encoded as it needs.
+                    .header(
+                        "List-Id",
+                        Address::new_address(Some(list.name.to_owned()), list.id.to_owned()),
+                    )
+                    .header(
+                        "List-Unsubscribe",
+                        Raw::new(format!(
+                            "<{}>, <{}>",
+                            list.unsubscribe_url, list.unsubscribe_mailto
+                        )),
+                    )
+                    .header(
+                        "List-Unsubscribe-Post",
+                        Raw::new("List-Unsubscribe=One-Click"),
+                    );
+            }
+            b
+        }
     };
     builder = builder
         .to(Address::new_address(
@@ -123,14 +176,18 @@ pub fn build(draft: &Draft<'_>) -> std::io::Result<Vec<u8>> {
         builder = builder.header("Content-Language", Text::new(language.to_owned()));
     }
     let mut root = body.root.clone();
-    if let Sender::Member { name, links, .. } = draft.from {
-        add_footer(
+    match draft.from {
+        Sender::Member { name, links, .. } => add_footer(
             &mut root,
             name,
             draft.org_name,
             links,
             body.signature_removed,
-        );
+        ),
+        Sender::Broadcast {
+            list: Some(list), ..
+        } => add_unsubscribe_footer(&mut root, draft.org_name, list.name, list.unsubscribe_url),
+        Sender::Broadcast { list: None, .. } | Sender::Organisation { .. } => {}
     }
     builder
         .body(mime(&root, draft.relay_domain)?)

@@ -35,6 +35,10 @@ pub enum SubmitError {
     #[error("idempotency key already recorded")]
     IdempotencyConflict,
 
+    /// A broadcast's record could not be read back (written by another version).
+    #[error("broadcast record unreadable: {0}")]
+    Record(#[from] serde_json::Error),
+
     /// Other writers kept making the same new conversation at the same moment; the
     /// same request may be sent again.
     #[error("the conversation was being made by another writer; try again")]

@@ -36,26 +36,53 @@ pub(crate) fn add_footer(
         links,
         signature_removed,
     };
+    append(root, &footer.text(), &footer.html());
+}
+
+/// Appends the line under a broadcast in a category: why the reader gets it, and
+/// the link that unsubscribes them from that category alone.
+pub(crate) fn add_unsubscribe_footer(
+    root: &mut Part,
+    org_name: &str,
+    category_name: &str,
+    unsubscribe_url: &str,
+) {
+    let text = format!(
+        "-- \r\nYou receive \"{category_name}\" as a member of {org_name}. \
+         Unsubscribe from \"{category_name}\": {unsubscribe_url}"
+    );
+    let html = format!(
+        "<hr><p style=\"font-size:small;color:#666\">You receive &quot;{category}&quot; as a \
+         member of {org}. <a href=\"{url}\">Unsubscribe from &quot;{category}&quot;</a></p>",
+        category = escape_html(category_name),
+        org = escape_html(org_name),
+        url = escape_html(unsubscribe_url)
+    );
+    append(root, &text, &html);
+}
+
+/// Appends a footer to the text and HTML a reader sees; a message with neither
+/// gets a text part in front, so that the footer is never lost.
+fn append(root: &mut Part, text: &str, html: &str) {
     let mut placed = false;
-    if let Some(text) = root.main_text_mut("plain") {
-        text.push_str("\r\n\r\n");
-        text.push_str(&footer.text());
+    if let Some(plain) = root.main_text_mut("plain") {
+        plain.push_str("\r\n\r\n");
+        plain.push_str(text);
         placed = true;
     }
-    if let Some(html) = root.main_text_mut("html") {
-        let footer = footer.html();
-        match html.to_ascii_lowercase().rfind("</body>") {
-            Some(at) => html.insert_str(at, &footer),
+    if let Some(body) = root.main_text_mut("html") {
+        match body.to_ascii_lowercase().rfind("</body>") {
+            Some(at) => body.insert_str(at, html),
             None => {
-                html.push('\n');
-                html.push_str(&footer);
+                body.push('\n');
+                body.push_str(html);
             }
         }
         placed = true;
     }
     if !placed {
         let original = std::mem::replace(root, Part::text("plain", ""));
-        *root = Part::multipart("mixed", vec![Part::text("plain", footer.text()), original]);
+        *root = Part::multipart("mixed", vec![Part::text("plain", text), original]);
     }
 }
 

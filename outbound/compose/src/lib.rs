@@ -12,6 +12,8 @@
 //!   message, with the reader's one-click links ([`link`]: what each does, written
 //!   and read in one place).
 //! - [`notice`]: the writer's notice that a message could not be delivered.
+//! - [`broadcast`]: the organisation writing to many members: the audience
+//!   counted, then expanded into copies in batches by [`Broadcaster`].
 //! - [`error`]: why a submission failed.
 //!
 //! Data flows API or SMTP listener → [`Submitter`] (policy, thread, scrub, build) →
@@ -19,6 +21,7 @@
 //! the store and never calls back here; it reports failures on a channel that
 //! [`notice::run`] reads.
 
+pub mod broadcast;
 pub mod build;
 pub mod content;
 pub mod error;
@@ -30,6 +33,7 @@ pub mod scrub;
 pub mod submit;
 pub mod thread;
 
+pub use broadcast::Broadcaster;
 pub use content::{Body, Content, Mailbox, Nested, Part};
 pub use error::SubmitError;
 pub use link::LinkAction;

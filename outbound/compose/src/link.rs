@@ -7,7 +7,7 @@
 //! name and its ids joined by dots (`block.<org>.<reader>.<writer>`): links already
 //! in members' mailboxes keep working, so its form does not change.
 
-use maskrelay_schema::{Crypto, MemberId, OrgId};
+use maskrelay_schema::{CategoryId, Crypto, MemberId, OrgId};
 
 /// What a footer link does when its reader follows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,15 @@ pub enum LinkAction {
         org: OrgId,
         /// The member the link was sent to.
         reader: MemberId,
+    },
+    /// The reader receives no more broadcasts of one category (`List-Unsubscribe`).
+    Unsubscribe {
+        /// The organisation the reader belongs to.
+        org: OrgId,
+        /// The member the link was sent to.
+        reader: MemberId,
+        /// The category they leave.
+        category: CategoryId,
     },
 }
 
@@ -53,6 +62,16 @@ impl LinkAction {
                 writer,
             } => vec!["block", org.as_str(), reader.as_str(), writer.as_str()],
             LinkAction::Stop { org, reader } => vec!["stop", org.as_str(), reader.as_str()],
+            LinkAction::Unsubscribe {
+                org,
+                reader,
+                category,
+            } => vec![
+                "unsubscribe",
+                org.as_str(),
+                reader.as_str(),
+                category.as_str(),
+            ],
         };
         parts.join(&SEPARATOR.to_string())
     }
@@ -68,6 +87,11 @@ impl LinkAction {
             ["stop", org, reader] => Some(LinkAction::Stop {
                 org: OrgId::from(*org),
                 reader: MemberId::from(*reader),
+            }),
+            ["unsubscribe", org, reader, category] => Some(LinkAction::Unsubscribe {
+                org: OrgId::from(*org),
+                reader: MemberId::from(*reader),
+                category: CategoryId::from(*category),
             }),
             _ => None,
         }
@@ -86,7 +110,7 @@ mod tests {
         }
     }
 
-    fn actions() -> [LinkAction; 2] {
+    fn actions() -> [LinkAction; 3] {
         [
             LinkAction::Block {
                 org: OrgId::generate(),
@@ -96,6 +120,11 @@ mod tests {
             LinkAction::Stop {
                 org: OrgId::generate(),
                 reader: MemberId::generate(),
+            },
+            LinkAction::Unsubscribe {
+                org: OrgId::generate(),
+                reader: MemberId::generate(),
+                category: CategoryId::from("news"),
             },
         ]
     }
@@ -116,7 +145,9 @@ mod tests {
             let token = action.token(&c);
             let (payload, mac) = token.rsplit_once('~').unwrap_or_default();
             // Another member's id in an otherwise valid link.
-            let (LinkAction::Block { reader, .. } | LinkAction::Stop { reader, .. }) = &action;
+            let (LinkAction::Block { reader, .. }
+            | LinkAction::Stop { reader, .. }
+            | LinkAction::Unsubscribe { reader, .. }) = &action;
             let other = payload.replacen(reader.as_str(), "0190f3a2-7c1e", 1);
             assert_eq!(LinkAction::from_token(&c, &format!("{other}~{mac}")), None);
             // Another action for the same members.

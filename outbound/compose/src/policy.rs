@@ -6,15 +6,17 @@
 //! organisation's switch, the reader's opt-out and blocks, an address that bounced
 //! for good, and the limits on new conversations (a reply always answers an
 //! existing conversation). A notice is the organisation's own word to a member
-//! about their own message: none of the members' rules apply to it.
+//! about their own message: none of the members' rules apply to it. Who gets a
+//! broadcast's copy is decided here too ([`may_receive`]).
 
+use maskrelay_schema::broadcasts::Candidate;
 use maskrelay_schema::clock::now_ms;
 use maskrelay_schema::controls::Barriers;
 use maskrelay_schema::events::RefusalReason;
 use maskrelay_schema::members::{Member, MemberStatus};
 use maskrelay_schema::new_message::Origin;
 use maskrelay_schema::orgs::Org;
-use maskrelay_schema::{Direction, Store, StoreError};
+use maskrelay_schema::{CategoryId, Direction, Store, StoreError};
 
 /// Why a message may not go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,4 +162,33 @@ async fn new_conversation_limits(
         }
     }
     Ok(Ok(()))
+}
+
+/// Why a member of a broadcast's audience gets no copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Excluded {
+    /// Not an active member (inactive, or erased).
+    Inactive,
+    /// Mail to their address bounced for good.
+    Unreachable,
+    /// They unsubscribed from the broadcast's category.
+    Unsubscribed,
+}
+
+/// Whether a member of a broadcast's audience gets a copy: the organisation's word
+/// reaches active members with an address that works, in a category they did not
+/// leave. A mandatory notice ignores unsubscriptions, and nothing else. The count a
+/// broadcast shows before it is sent and the copies it makes both come from here.
+pub fn may_receive(category: &CategoryId, candidate: &Candidate) -> Result<(), Excluded> {
+    let member = &candidate.member;
+    if member.status != MemberStatus::Active || member.email.is_none() {
+        return Err(Excluded::Inactive);
+    }
+    if candidate.suppressed {
+        return Err(Excluded::Unreachable);
+    }
+    if candidate.unsubscribed && !category.is_mandatory() {
+        return Err(Excluded::Unsubscribed);
+    }
+    Ok(())
 }

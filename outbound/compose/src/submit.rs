@@ -108,8 +108,9 @@ impl Prepared<'_> {
         NewMessage {
             id: &self.message_id,
             org_id: &s.org.id,
-            conversation_id: &self.placement.thread.conversation_id,
-            writer_id: &s.writer.id,
+            conversation_id: Some(&self.placement.thread.conversation_id),
+            broadcast_id: None,
+            writer_id: Some(&s.writer.id),
             reader_id: &s.reader.id,
             origin: s.origin,
             rfc_message_id: &self.rfc_message_id,
@@ -342,7 +343,9 @@ impl Submitter {
         let noreply = format!("noreply@{}", self.relay_domain);
         let links;
         let from = match s.origin {
-            Origin::Notice => Sender::Organisation { address: &noreply },
+            // Broadcasts are composed by `crate::broadcast`; one submitted as a
+            // message is the organisation's word like a notice.
+            Origin::Notice | Origin::Broadcast => Sender::Organisation { address: &noreply },
             Origin::Api | Origin::Smtp => {
                 // Only a member's message offers the reader links.
                 links = self.footer_links(s);

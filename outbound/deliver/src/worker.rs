@@ -34,6 +34,9 @@ use crate::retry::{NextStep, RetryPolicy};
 use crate::transport::pool::IDLE_KEEP;
 use crate::transport::{Envelope, Transport};
 
+/// The shortest an idle worker waits for paced copies to fall due.
+const PACING_STEP: Duration = Duration::from_millis(100);
+
 /// How often idle kept connections are looked at, whatever the poll interval.
 const TIDY_EVERY: Duration = IDLE_KEEP;
 
@@ -184,7 +187,24 @@ pub async fn run(
         // Idle: until woken (a submission here, or another instance's announcement)
         // or the poll is due, closing kept connections on their own clock meanwhile,
         // so that the poll interval can be long without keeping them open.
-        let poll = tokio::time::sleep(ctx.config.poll_interval);
+        // Paced bulk copies are queued ahead of time: wake when the next one is
+        // due if that comes before the poll, but no sooner than PACING_STEP, so
+        // that one claim takes the copies of a step together (a conversation's
+        // mail rings the doorbell and does not wait for it).
+        let wait = match ctx.store.next_due().await {
+            Ok(Some(at)) => {
+                let until = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+                ctx.config
+                    .poll_interval
+                    .min(Duration::from_millis(until).max(PACING_STEP))
+            }
+            Ok(None) => ctx.config.poll_interval,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read when the next delivery is due");
+                ctx.config.poll_interval
+            }
+        };
+        let poll = tokio::time::sleep(wait);
         tokio::pin!(poll);
         let woken = loop {
             ctx.transport.tidy();
