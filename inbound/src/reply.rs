@@ -165,6 +165,23 @@ pub const READER_UNREACHABLE: Reply = reply(
     "Sorry, the member you are answering cannot receive mail at the moment, so your reply \
      was not delivered",
 );
+pub const UNSUBSCRIBED: Reply = reply(250, "2.0.0", "You are unsubscribed; thank you");
+pub const UNSUBSCRIBE_ALONE: Reply = reply(
+    550,
+    "5.5.4",
+    "Send an unsubscribe request on its own, not with mail for other addresses",
+);
+pub const UNSUBSCRIBE_UNKNOWN: Reply = reply(
+    550,
+    "5.7.1",
+    "This unsubscribe request names no list of ours; use the unsubscribe link of the \
+     message you received",
+);
+pub const UNSUBSCRIBE_WRONG_SENDER: Reply = reply(
+    550,
+    "5.7.1",
+    "An unsubscribe request must come from the address the message was sent to",
+);
 pub const BOUNCE_RECORDED: Reply = reply(250, "2.0.0", "Delivery report recorded, thank you");
 pub const UNREADABLE_FROM: Reply = reply(
     550,

@@ -295,8 +295,9 @@ impl Store {
     /// Queues a batch of copies of a broadcast `instance` holds, paced at
     /// `per_minute` after the organisation's bulk copies already queued, and moves its
     /// cursor to `last` (the last member looked at, whether or not they got a copy),
-    /// all in one transaction. `false`, with nothing stored, if the broadcast is no
-    /// longer this instance's to expand (its lease was taken, or it was cancelled).
+    /// all in one transaction. Returns when the organisation's next bulk copy would
+    /// be due (Unix ms); `None`, with nothing stored, if the broadcast is no longer
+    /// this instance's to expand (its lease was taken, or it was cancelled).
     ///
     /// # Errors
     /// [`StoreError`] if encryption or a write fails; then nothing was stored.
@@ -308,7 +309,7 @@ impl Store {
         copies: &[Copy<'_>],
         last: &MemberId,
         per_minute: i64,
-    ) -> Result<bool> {
+    ) -> Result<Option<i64>> {
         let now = now_ms();
         let count = i64::try_from(copies.len()).unwrap_or(i64::MAX);
         let mut tx = self.begin_write().await?;
@@ -328,7 +329,7 @@ impl Store {
         .await?;
         if held.is_none() {
             tx.rollback().await;
-            return Ok(false);
+            return Ok(None);
         }
         let start = schedule(&mut tx, &b.org_id, now, count, per_minute).await?;
         let ids: Vec<MessageId> = copies.iter().map(|_| MessageId::generate()).collect();
@@ -363,7 +364,33 @@ impl Store {
             .collect();
         insert_all(&mut tx, &rows).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(start.saturating_add(paced(count, per_minute))))
+    }
+
+    /// Extends the lease of a broadcast `instance` is expanding; `false` if it is no
+    /// longer its to expand.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the update fails.
+    pub async fn renew_broadcast_lease(
+        &self,
+        id: &BroadcastId,
+        instance: &str,
+        lease_ms: i64,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE broadcasts SET lease_until = $3, updated_at = $4 \
+             WHERE id = $1 AND claimed_by = $2 AND status = $5",
+        )
+        .bind(id)
+        .bind(instance)
+        .bind(now.saturating_add(lease_ms))
+        .bind(now)
+        .bind(BroadcastStatus::Expanding)
+        .grouped(self)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Marks a broadcast whose every member had their turn as expanded.

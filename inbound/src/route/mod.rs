@@ -1,7 +1,8 @@
 //! Deciding what happens to mail for the relay domain: whether a recipient exists,
 //! and then, for a whole message, whether it is a member's reply to relay
 //! (`member`), machine-written mail to record (`record`), a complaint
-//! (`complaint`) or a report on one of our deliveries (`bounce`).
+//! (`complaint`), a report on one of our deliveries (`bounce`), or a member
+//! leaving a category of broadcasts by mail (`unsubscribe`).
 //!
 //! The SMTP session asks; the answers are the listener's replies ([`crate::reply`]).
 //! A reply is handed to the composer's one submit path and answered `250` only once
@@ -11,8 +12,10 @@ mod bounce;
 mod complaint;
 mod member;
 mod record;
+mod unsubscribe;
 
 use maskrelay_compose::Submitter;
+use maskrelay_compose::broadcast::UNSUBSCRIBE_LOCAL;
 use maskrelay_schema::clock::now_ms;
 use maskrelay_schema::routing::Route;
 use maskrelay_schema::tokens::is_relay_token;
@@ -41,6 +44,8 @@ pub enum Recipient {
     Relay(Box<Route>),
     /// A VERP address with a valid MAC: a report on the named delivery.
     Bounce(DeliveryId),
+    /// The address of a broadcast's `List-Unsubscribe` `mailto:`.
+    Unsubscribe,
 }
 
 /// A finished mail transaction, as the session hands it over.
@@ -54,6 +59,8 @@ pub struct Transaction<'a> {
     pub recipients: &'a [Route],
     /// The deliveries named by the accepted VERP addresses.
     pub bounces: &'a [DeliveryId],
+    /// The unsubscribe address was among the recipients.
+    pub unsubscribe: bool,
 }
 
 impl Router {
@@ -91,6 +98,9 @@ impl Router {
                 .map(Recipient::Bounce)
                 .ok_or(reply::NO_SUCH_ADDRESS);
         }
+        if local.eq_ignore_ascii_case(UNSUBSCRIBE_LOCAL) {
+            return Ok(Recipient::Unsubscribe);
+        }
         let token = local.to_ascii_lowercase();
         if !is_relay_token(&token) {
             return Err(reply::NO_SUCH_ADDRESS);
@@ -117,6 +127,12 @@ impl Router {
     async fn decide(&self, tx: &Transaction<'_>, raw: &[u8]) -> Result<Reply, Reply> {
         if !tx.bounces.is_empty() {
             return self.reports(tx.bounces, raw).await;
+        }
+        if tx.unsubscribe {
+            if !tx.recipients.is_empty() {
+                return Err(reply::UNSUBSCRIBE_ALONE);
+            }
+            return self.unsubscribe(tx, raw).await;
         }
         let message = parse(
             raw,

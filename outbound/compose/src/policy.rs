@@ -192,3 +192,46 @@ pub fn may_receive(category: &CategoryId, candidate: &Candidate) -> Result<(), E
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maskrelay_schema::{ExternalId, MemberId, OrgId};
+
+    fn candidate(status: MemberStatus, unsubscribed: bool, suppressed: bool) -> Candidate {
+        Candidate {
+            member: Member {
+                id: MemberId::from("m"),
+                org_id: OrgId::from("o"),
+                external_id: ExternalId::from("ana"),
+                status,
+                email: (status != MemberStatus::Erased).then(|| "ana@example.net".to_owned()),
+                other_emails: Vec::new(),
+                accepts_messages: true,
+                name: Some("Ana".into()),
+                attributes: serde_json::Value::Null,
+                created_at: 0,
+                updated_at: 0,
+            },
+            unsubscribed,
+            suppressed,
+        }
+    }
+
+    #[test]
+    fn a_mandatory_notice_ignores_unsubscribing_and_nothing_else() {
+        let news = CategoryId::from("news");
+        let mandatory = CategoryId::from(CategoryId::MANDATORY);
+        let left = candidate(MemberStatus::Active, true, false);
+        assert_eq!(may_receive(&news, &left), Err(Excluded::Unsubscribed));
+        assert_eq!(may_receive(&mandatory, &left), Ok(()));
+        for category in [&news, &mandatory] {
+            let gone = candidate(MemberStatus::Active, false, true);
+            assert_eq!(may_receive(category, &gone), Err(Excluded::Unreachable));
+            for status in [MemberStatus::Inactive, MemberStatus::Erased] {
+                let away = candidate(status, false, false);
+                assert_eq!(may_receive(category, &away), Err(Excluded::Inactive));
+            }
+        }
+    }
+}

@@ -13,7 +13,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         if self.envelope.mail_from.is_none() {
             return self.fail(&reply::MAIL_FIRST);
         }
-        if self.envelope.recipients.is_empty() && self.envelope.bounces.is_empty() {
+        if self.envelope.recipients.is_empty()
+            && self.envelope.bounces.is_empty()
+            && !self.envelope.unsubscribe
+        {
             return self.fail(&reply::NO_VALID_RECIPIENTS);
         }
         self.state = State::Data {
@@ -35,6 +38,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             mail_from: &mail_from,
             recipients: &envelope.recipients,
             bounces: &envelope.bounces,
+            unsubscribe: envelope.unsubscribe,
         };
         let answer = self.router.accept(&tx, &message).await;
         // The envelope was taken above, so the next transaction starts empty either way.

@@ -52,6 +52,8 @@ struct Envelope {
     recipients: Vec<Route>,
     /// Deliveries named by VERP addresses (bounces coming back).
     bounces: Vec<DeliveryId>,
+    /// The unsubscribe address is a recipient.
+    unsubscribe: bool,
 }
 
 /// Whether the session goes on after a command.

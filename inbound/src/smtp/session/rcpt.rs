@@ -1,5 +1,5 @@
-//! `RCPT TO`: only live relay addresses of our domain, and the VERP addresses
-//! bounces come back to, are accepted.
+//! `RCPT TO`: only live relay addresses of our domain, the VERP addresses bounces
+//! come back to, and the address that unsubscribes from broadcasts are accepted.
 
 use smtp_proto::RcptTo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -23,6 +23,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                 if !self.envelope.bounces.contains(&delivery_id) {
                     self.envelope.bounces.push(delivery_id);
                 }
+                self.say(&reply::RECIPIENT_OK)
+            }
+            Ok(Recipient::Unsubscribe) => {
+                self.envelope.unsubscribe = true;
                 self.say(&reply::RECIPIENT_OK)
             }
             Ok(Recipient::Relay(relay)) => {

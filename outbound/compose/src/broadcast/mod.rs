@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use maskrelay_schema::broadcasts::{Broadcast, Copy};
+use maskrelay_schema::clock::now_ms;
 use maskrelay_schema::orgs::Org;
 use maskrelay_schema::{CategoryId, MemberId};
 use tokio::sync::Notify;
@@ -31,6 +32,14 @@ pub const BATCH: i64 = 256;
 
 /// How long an instance holds a broadcast it expands without storing a batch.
 const LEASE_MS: i64 = 60_000;
+
+/// How far ahead of its schedule a paced broadcast's copies are queued (give or take
+/// a batch): the queue holds a few seconds' worth, so that cancelling stops nearly
+/// everything and a slow broadcast does not fill the queue.
+const LOOKAHEAD_MS: i64 = 5_000;
+
+/// The longest an expander waits for its schedule before renewing its lease.
+const WAIT_AT_MOST: Duration = Duration::from_secs(10);
 
 /// How often an idle expander looks for broadcasts sent through other instances.
 const IDLE: Duration = Duration::from_secs(2);
@@ -165,8 +174,27 @@ impl Broadcaster {
         };
         let common = copy::Common::new(&self.submitter, &org, &broadcast, category.as_ref(), &spec);
         tracing::info!(broadcast_id = %broadcast.id, "expanding a broadcast");
+        let per_minute = org.settings.broadcast_per_minute;
         let mut after = broadcast.expanded_to.clone();
+        let mut scheduled_until = 0_i64;
         while !shutdown.is_cancelled() {
+            let ahead = scheduled_until.saturating_sub(now_ms().saturating_add(LOOKAHEAD_MS));
+            if per_minute > 0 && ahead > 0 {
+                let wait =
+                    Duration::from_millis(u64::try_from(ahead).unwrap_or(0)).min(WAIT_AT_MOST);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                if !store
+                    .renew_broadcast_lease(&broadcast.id, &self.instance, LEASE_MS)
+                    .await?
+                {
+                    tracing::info!(broadcast_id = %broadcast.id, "broadcast cancelled or taken by another instance; stopping here");
+                    return Ok(());
+                }
+                continue;
+            }
             let batch = store
                 .candidates(&org.id, category_id, after.as_ref(), BATCH)
                 .await?;
@@ -207,13 +235,14 @@ impl Broadcaster {
                     LEASE_MS,
                     &copies,
                     &last.member.id,
-                    org.settings.broadcast_per_minute,
+                    per_minute,
                 )
                 .await?;
-            if !held {
+            let Some(next_due) = held else {
                 tracing::info!(broadcast_id = %broadcast.id, "broadcast cancelled or taken by another instance; stopping here");
                 return Ok(());
-            }
+            };
+            scheduled_until = next_due;
             if !copies.is_empty() {
                 store.deliveries_queued();
             }
