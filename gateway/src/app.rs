@@ -112,7 +112,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         );
         SenderAuth::off()
     };
-    let router = Router::new(store.clone(), submitter.clone(), auth);
+    let router = Router::new(store.clone(), submitter.clone(), broadcaster.clone(), auth);
     let tls = if config.smtp.starttls {
         if config.smtp.tls_cert_file.is_none() {
             tracing::warn!(

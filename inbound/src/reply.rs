@@ -166,10 +166,22 @@ pub const READER_UNREACHABLE: Reply = reply(
      was not delivered",
 );
 pub const UNSUBSCRIBED: Reply = reply(250, "2.0.0", "You are unsubscribed; thank you");
-pub const UNSUBSCRIBE_ALONE: Reply = reply(
+pub const ALONE: Reply = reply(
     550,
     "5.5.4",
-    "Send an unsubscribe request on its own, not with mail for other addresses",
+    "Send an unsubscribe request or an answer to the organisation on its own, not with \
+     mail for other addresses",
+);
+pub const BROADCAST_ANSWERED: Reply = reply(
+    250,
+    "2.0.0",
+    "Received, but this address takes no replies: nothing was passed on, and you have \
+     been told how to reach the organisation",
+);
+pub const BROADCAST_WRONG_SENDER: Reply = reply(
+    550,
+    "5.7.1",
+    "This address only takes answers from members who received the organisation's message",
 );
 pub const UNSUBSCRIBE_UNKNOWN: Reply = reply(
     550,

@@ -225,8 +225,99 @@ impl Store {
         row.map(|r| self.broadcast_at(&r)).transpose()
     }
 
-    /// Takes the oldest broadcast still to expand whose lease is free (or held by
-    /// `instance` already, as after a restart), for `lease_ms`.
+    /// A broadcast by id alone, for mail to its address.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query or decryption fails.
+    pub async fn broadcast_by_id(&self, id: &BroadcastId) -> Result<Option<Broadcast>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {BROADCAST_COLUMNS} FROM broadcasts WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| self.broadcast_at(&r)).transpose()
+    }
+
+    /// The member who got a copy of the broadcast and is known by `address` (their
+    /// main address or another of theirs), if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query or decryption fails.
+    pub async fn broadcast_reader(
+        &self,
+        broadcast: &BroadcastId,
+        address: &str,
+    ) -> Result<Option<Member>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            member_columns_as!("members"),
+            " FROM messages m JOIN members ON members.id = m.reader_id \
+             WHERE m.broadcast_id = $1 AND (members.email_index = $2 OR EXISTS \
+                 (SELECT 1 FROM member_addresses a \
+                  WHERE a.member_id = members.id AND a.email_index = $2)) \
+             LIMIT 1"
+        ))
+        .bind(broadcast)
+        .bind(self.crypto.email_index(address))
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(Some(self.member_at(&row, "members_").await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Queues the organisation's automatic answer to a member who answered a
+    /// broadcast, unless they were sent one since `not_since` (Unix ms): the answer
+    /// and the time of it are stored in one transaction. Returns whether it was
+    /// queued.
+    ///
+    /// # Errors
+    /// [`StoreError`] if encryption or a write fails; then nothing was stored.
+    pub async fn queue_broadcast_answer(
+        &self,
+        org: &OrgId,
+        reader: &MemberId,
+        answer: &Copy<'_>,
+        not_since: i64,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let due = sqlx::query(
+            "INSERT INTO broadcast_answers (member_id, answered_at) VALUES ($1, $2) \
+             ON CONFLICT (member_id) DO UPDATE SET answered_at = excluded.answered_at \
+             WHERE broadcast_answers.answered_at <= $3 RETURNING member_id",
+        )
+        .bind(reader)
+        .bind(now)
+        .bind(not_since)
+        .fetch_optional(tx.conn())
+        .await?;
+        if due.is_none() {
+            tx.rollback().await;
+            return Ok(false);
+        }
+        let sealed = Sealed::new(&self.crypto, answer.reader_address, answer.content)?;
+        let id = MessageId::generate();
+        let msg = NewMessage {
+            id: &id,
+            org_id: org,
+            conversation_id: None,
+            broadcast_id: None,
+            writer_id: None,
+            reader_id: reader,
+            origin: Origin::Notice,
+            rfc_message_id: answer.rfc_message_id,
+            sender_auth: None,
+        };
+        insert_all(&mut tx, &[(msg, &sealed, now)]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Takes the oldest broadcast still to expand whose lease is free, for
+    /// `lease_ms`, on behalf of `instance`.
     ///
     /// # Errors
     /// [`StoreError`] if the query or decryption fails.
@@ -236,7 +327,7 @@ impl Store {
         lease_ms: i64,
     ) -> Result<Option<Broadcast>> {
         let now = now_ms();
-        let free = "status = $4 AND (lease_until IS NULL OR lease_until <= $2 OR claimed_by = $3)";
+        let free = "status = $4 AND (lease_until IS NULL OR lease_until <= $2)";
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE broadcasts SET lease_until = $1, claimed_by = $3, updated_at = $2 \
              WHERE {free} AND id = (SELECT id FROM broadcasts WHERE {free} \
@@ -250,6 +341,23 @@ impl Store {
         .grouped_rows(self)
         .await?;
         rows.first().map(|r| self.broadcast_at(r)).transpose()
+    }
+
+    /// Frees the broadcasts `instance` was expanding, for an instance restarted under
+    /// the same id to take back at once; how many there were.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the update fails.
+    pub async fn release_broadcast_claims(&self, instance: &str) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE broadcasts SET lease_until = NULL, claimed_by = NULL \
+             WHERE claimed_by = $1 AND status = $2",
+        )
+        .bind(instance)
+        .bind(BroadcastStatus::Expanding)
+        .grouped(self)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// The organisation's next `limit` members after `after` (by id), with what a

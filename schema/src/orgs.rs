@@ -22,7 +22,7 @@ pub struct Org {
 }
 
 /// Choices an organisation makes about its members' mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgSettings {
     /// Blank every address in relayed mail that is not a relay address, not only the
     /// addresses of the conversation's members.
@@ -41,8 +41,12 @@ pub struct OrgSettings {
     pub new_conversations_per_hour: i64,
     /// New conversations one member may start per day; 0 for no limit.
     pub new_conversations_per_day: i64,
-    /// Broadcast copies sent per minute at most; 0 for no limit.
+    /// Broadcast copies sent per minute at most (at least 1: every broadcast is
+    /// paced, which is how organisations sharing a gateway each get their share).
     pub broadcast_per_minute: i64,
+    /// The organisation's contact page, where a member who answers a broadcast
+    /// that takes no replies is pointed.
+    pub contact_url: Option<String>,
 }
 
 impl Default for OrgSettings {
@@ -56,6 +60,7 @@ impl Default for OrgSettings {
             new_conversations_per_hour: 20,
             new_conversations_per_day: 100,
             broadcast_per_minute: 60_000,
+            contact_url: None,
         }
     }
 }
@@ -68,7 +73,7 @@ macro_rules! org_columns_as {
         $crate::sql::columns_as!($t; "id", "name", "remove_foreign_addresses",
             "relay_auto_replies", "retention_days", "accept_unauthenticated",
             "member_messaging", "new_conversations_per_hour", "new_conversations_per_day",
-            "broadcast_per_minute")
+            "broadcast_per_minute", "contact_url")
     };
 }
 pub(crate) use org_columns_as;
@@ -140,7 +145,7 @@ impl Store {
             "UPDATE organisations SET remove_foreign_addresses = $2, relay_auto_replies = $3, \
                  retention_days = $4, accept_unauthenticated = $5, member_messaging = $6, \
                  new_conversations_per_hour = $7, new_conversations_per_day = $8, \
-                 broadcast_per_minute = $9 WHERE id = $1",
+                 broadcast_per_minute = $9, contact_url = $10 WHERE id = $1",
         )
         .bind(id)
         .bind(i64::from(settings.remove_foreign_addresses))
@@ -151,6 +156,7 @@ impl Store {
         .bind(settings.new_conversations_per_hour)
         .bind(settings.new_conversations_per_day)
         .bind(settings.broadcast_per_minute)
+        .bind(settings.contact_url.as_deref())
         .grouped(self)
         .await?;
         Ok(())
@@ -176,6 +182,7 @@ pub(crate) fn org_at(row: &sqlx::any::AnyRow, prefix: &str) -> Result<Org> {
             new_conversations_per_hour: row.try_get(col("new_conversations_per_hour").as_str())?,
             new_conversations_per_day: row.try_get(col("new_conversations_per_day").as_str())?,
             broadcast_per_minute: row.try_get(col("broadcast_per_minute").as_str())?,
+            contact_url: row.try_get(col("contact_url").as_str())?,
         },
     })
 }

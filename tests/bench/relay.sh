@@ -49,10 +49,8 @@ W=/tmp/maskrelay-bench
 IN=2526 SINK=2527 HTTP=127.0.0.1:2580 DNS=2553
 BOB=bob@bob-mail.test
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
-busy() { ss -Hltn "sport = :$1" | grep -q .; }
-until_busy() { local i; for ((i = 0; i < 200; i++)); do busy "$1" && return 0; sleep 0.05; done; return 1; }
+# shellcheck source=lib.sh
+source "$repo/tests/bench/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "run as root (Postfix's master starts as root)"
 for t in smtp-source smtp-sink postfix postconf dnsmasq python3 curl; do
@@ -78,27 +76,7 @@ rm -rf "$W"
 mkdir -p "$W"
 
 # Bob's domain has SPF for loopback, so maskrelay's sender check runs for real.
-dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --port=$DNS --listen-address=127.0.0.1 \
-    --bind-interfaces --user=nobody --local=/test/ \
-    "--txt-record=bob-mail.test,v=spf1 ip4:127.0.0.1 -all" >/dev/null 2>&1 &
-pids+=($!)
-
-# percentiles FILE: "p50=.. p99=.." of the numbers (seconds) in FILE, in ms.
-percentiles() {
-    python3 - "$1" <<'PY'
-import sys
-rows = [line.split() for line in open(sys.argv[1]) if line.strip()]
-v = sorted(float(r[0]) for r in rows)
-q = lambda p: v[min(len(v) - 1, int(p * len(v)))] * 1000 if v else float("nan")
-out = f"p50_ms={q(0.50):.0f} p99_ms={q(0.99):.0f}"
-# maskrelay's rows carry their acceptance time: how fast replies were taken in,
-# apart from how fast they went out.
-accepted = [float(r[1]) for r in rows if len(r) > 1]
-if len(accepted) > 1 and max(accepted) > min(accepted):
-    out += f" accepted_per_s={(len(accepted) - 1) * 1000 / (max(accepted) - min(accepted)):.1f}"
-print(out)
-PY
-}
+start_dns $DNS bob-mail.test
 
 # machine_ticks: CPU time the machine has spent busy, in clock ticks.
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
@@ -147,18 +125,6 @@ measure() {
         $(((m1 - m0) * 1000000 / hz / n))
     ((own)) && printf ' relay_cpu_us=%s' $(((o1 - o0) * 1000000 / hz / n))
     return 0
-}
-
-# rss_kb PID: memory of PID and every process of its session (Postfix's master and
-# the daemons it forked; maskrelay is one process), as proportional set size, so
-# that libraries shared by Postfix's processes count once.
-rss_kb() {
-    local total=0 p kb
-    for p in $(ps -e -o pid=,sid= | awk -v s="$1" '$1 == s || $2 == s { print $1 }'); do
-        kb=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
-        total=$((total + ${kb:-0}))
-    done
-    echo "$total"
 }
 
 start_sink() {
@@ -244,39 +210,10 @@ EOF
 maskrelay_run() {
     local db=$1 instances=${2:-1} exe=${3:-$EXE} tag=${4:+-$4} url
     rm -rf "$W/mr"; mkdir -p "$W/mr"
-    if [[ $db == sqlite ]]; then
-        url="sqlite://$W/mr/db.sqlite"
-    else
-        local name=maskrelay_bench_$$
-        psql "$db" -qc "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" >/dev/null 2>&1
-        url="${db%/*}/$name"
-    fi
-    export MASKRELAY_DATABASE_URL=$url MASKRELAY_HTTP_LISTEN=$HTTP \
-        MASKRELAY_SMTP_LISTEN=127.0.0.1:$IN MASKRELAY_RELAY_DOMAIN=relay.test \
-        MASKRELAY_DNS_NAMESERVERS=127.0.0.1:$DNS MASKRELAY_SMTP_MAX_CONNECTIONS_PER_IP=1000 \
-        MASKRELAY_LOG=${LOG:-warn} MASKRELAY_SECRET_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
-    [[ $AUTH == 1 ]] && export MASKRELAY_SMTP_AUTHENTICATE_SENDERS=true || export MASKRELAY_SMTP_AUTHENTICATE_SENDERS=false
-    # As shipped: two DKIM keys, every message signed twice.
-    local key
-    key=$(cd "$W/mr" && "$exe" org create --name Bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
-    "$exe" dkim generate --selector ed1 --algorithm ed25519 >/dev/null
-    "$exe" dkim generate --selector rsa1 --algorithm rsa >/dev/null
-    # Alice's relay address, from one message written into a capture folder.
-    MASKRELAY_OUTBOUND_CAPTURE_DIR=$W/mr/capture "$exe" serve >"$W/mr/setup.log" 2>&1 &
-    local gw=$!
-    until_busy ${HTTP##*:} || die "maskrelay did not start: $(tail -3 "$W/mr/setup.log")"
-    api() {
-        curl -sf -X "$1" "http://$HTTP$2" -H "Authorization: Bearer $key" \
-            -H 'Content-Type: application/json' -d "$3" >/dev/null
-    }
-    api PUT /v1/members/alice '{"email":"alice@alice-mail.test","name":"Alice"}'
-    api PUT /v1/members/bob "{\"email\":\"$BOB\",\"name\":\"Bob\"}"
-    api POST /v1/messages '{"from":"alice","to":"bob","subject":"s","text":"t"}'
-    local i
-    for ((i = 0; i < 100; i++)); do ls "$W"/mr/capture/*.eml >/dev/null 2>&1 && break; sleep 0.05; done
-    TO=$(grep -h -m1 '^From:' "$W"/mr/capture/*.eml | grep -o '[a-z0-9]*@relay.test')
-    kill -TERM $gw; wait $gw || true
-    [[ -n $TO ]] || die "no relay address was captured"
+    maskrelay_env "$db" "$W/mr"
+    url=$MASKRELAY_DATABASE_URL
+    maskrelay_prepare "$exe" "$W/mr"
+    kill -TERM $setup_gw; wait $setup_gw || true
     ((SETTLE > 0)) && sleep "$SETTLE"
     start_sink "$instances"
     # Instance i listens on the base ports + 10 i; each has its own instance id.

@@ -298,7 +298,7 @@ async fn audience_counts_agree_with_an_independent_count(backend: Backend) -> an
             .from()
             .and_then(|a| a.first())
             .and_then(|a| a.address()),
-        Some("noreply@relay.test")
+        Some(format!("bcast-{id}@relay.test").as_str())
     );
     let text = copy.text();
     assert!(text.contains("From: \"Example Club\""), "{text}");
@@ -549,7 +549,8 @@ async fn conversations_go_ahead_of_broadcast_copies(backend: Backend) -> anyhow:
     config.outbound.concurrency = 2;
     let gw = TestGateway::start_with(db, config).await?;
     category(&gw, "news", "News").await?;
-    gw.settings(&json!({"broadcast_per_minute": 0})).await?;
+    gw.settings(&json!({"broadcast_per_minute": 10_000_000}))
+        .await?;
     for i in 0..100 {
         let id = format!("p{i:03}");
         gw.member(&id, &email(&id), &id).await?;
@@ -619,10 +620,152 @@ async fn a_paced_broadcast_can_be_cancelled(backend: Backend) -> anyhow::Result<
     Ok(())
 }
 
+async fn an_answer_to_a_broadcast_is_not_passed_on_and_is_answered_once(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let sink = Smarthost::start().await?;
+    let gw = TestGateway::start(backend, &sink).await?;
+    category(&gw, "news", "News").await?;
+    gw.settings(&json!({"contact_url": "https://club.example/contact"}))
+        .await?;
+    for id in ["ana", "ben"] {
+        gw.member(id, &email(id), id).await?;
+    }
+    let (id, _) = send(
+        &gw,
+        json!({"audience": {"all": true}, "category": "news", "subject": "Open day",
+               "text": "Saturday."}),
+    )
+    .await?;
+    let got = wait_copies(&sink, "Open day", 2).await?;
+    let copy = got
+        .get(&email("ana"))
+        .and_then(|c| c.first())
+        .ok_or_else(|| anyhow::anyhow!("no copy for ana"))?;
+    let address = parse(&copy.data)?
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(address, format!("bcast-{id}@relay.test"));
+    let answer = |from: String| {
+        let to = address.clone();
+        let smtp = gw.smtp_addr();
+        async move {
+            let raw = format!(
+                "From: {from}\r\nTo: {to}\r\nSubject: Re: Open day\r\n\r\nCan I bring a friend?\r\n"
+            );
+            send_mail_to(smtp, Some(&from), &[&to], raw.as_bytes()).await
+        }
+    };
+    let first = answer(email("ana")).await?;
+    assert!(first.contains("takes no replies"), "{first}");
+    let told = sink.wait_containing("was not passed on", WAIT).await?;
+    assert_eq!(told.rcpt_to, vec![email("ana")]);
+    assert!(
+        told.text().contains("https://club.example/contact"),
+        "{}",
+        told.text()
+    );
+    assert!(told.text().contains("Auto-Submitted: auto-replied"));
+    // A second answer the same day is taken in but not answered again, and nobody
+    // else ever sees either.
+    answer(email("ana")).await?;
+    let marker = maskrelay_tests::db::unique("after");
+    let (status, body) = gw.message("ben", "ana", "Hi", &marker).await?;
+    anyhow::ensure!(status == 202, "{body}");
+    sink.wait_containing(&marker, WAIT).await?;
+    let delivered = sink.delivered();
+    let answers = delivered
+        .iter()
+        .filter(|d| d.text().contains("was not passed on"))
+        .count();
+    assert_eq!(answers, 1);
+    assert!(
+        !delivered
+            .iter()
+            .any(|d| d.text().contains("bring a friend")),
+        "an answer to a broadcast was relayed"
+    );
+    // Someone who did not receive it is refused.
+    let stranger = smtp_refusal(answer("zed@example.net".to_owned()).await.map(|_| ()));
+    assert!(stranger.starts_with("550"), "{stranger}");
+    Ok(())
+}
+
+/// Registers `count` members of another organisation; its API.
+async fn second_organisation(
+    gw: &TestGateway,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<maskrelay_tests::api::Api> {
+    let (_, key) = gw.running.store.create_org("Second Club").await?;
+    let api = maskrelay_tests::api::Api::new(gw.running.http_addr, key);
+    for i in 0..count {
+        let id = format!("{prefix}{i:03}");
+        api.member(&id, &email(&id), &id).await?;
+    }
+    api.call(
+        Method::PUT,
+        "/v1/categories/news",
+        Some(&json!({"name": "News"})),
+    )
+    .await?;
+    Ok(api)
+}
+
+async fn organisations_sharing_a_gateway_each_get_their_share(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let sink = Smarthost::start().await?;
+    let gw = TestGateway::start(backend, &sink).await?;
+    category(&gw, "news", "News").await?;
+    // A long broadcast: 300 copies at 20 a second take 15 seconds, and are made
+    // only a few seconds ahead of their schedule.
+    gw.settings(&json!({"broadcast_per_minute": 1200})).await?;
+    for i in 0..300 {
+        let id = format!("a{i:03}");
+        gw.member(&id, &email(&id), &id).await?;
+    }
+    let other = second_organisation(&gw, "b", 20).await?;
+    let (long, _) = send(
+        &gw,
+        json!({"audience": {"all": true}, "category": "news", "subject": "Long", "text": "x"}),
+    )
+    .await?;
+    wait_copies(&sink, "Long", 1).await?;
+    // The other organisation's broadcast is not held back until the first is done.
+    let (status, body) = other
+        .call(
+            Method::POST,
+            "/v1/broadcasts",
+            Some(
+                &json!({"audience": {"all": true}, "category": "news", "subject": "Short",
+                         "text": "y"}),
+            ),
+        )
+        .await?;
+    assert_eq!(status, 202, "{body}");
+    wait_copies(&sink, "Short", 20).await?;
+    let long_so_far = copies(&sink, "Long").values().map(Vec::len).sum::<usize>();
+    assert!(
+        long_so_far < 150,
+        "the second organisation waited for {long_so_far} of the first's 300 copies"
+    );
+    let (status, body) = gw
+        .call(Method::POST, &format!("/v1/broadcasts/{long}/cancel"), None)
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    Ok(())
+}
+
 both_backends!(
     audience_counts_agree_with_an_independent_count,
     members_leave_a_category_by_one_click_or_by_mail_but_not_mandatory_notices,
     bad_requests_name_their_field,
     conversations_go_ahead_of_broadcast_copies,
     a_paced_broadcast_can_be_cancelled,
+    organisations_sharing_a_gateway_each_get_their_share,
+    an_answer_to_a_broadcast_is_not_passed_on_and_is_answered_once,
 );

@@ -130,6 +130,11 @@ impl JsonObject {
         }
     }
 
+    /// Whether the field is present as `null` (asked to be cleared).
+    pub fn has_null(&self, field: &str) -> bool {
+        matches!(self.0.get(field), Some(Value::Null))
+    }
+
     /// The names of fields present that are not in `known`.
     pub fn unknown_fields(&self, known: &[&str]) -> Option<String> {
         self.0

@@ -20,8 +20,11 @@ const MEMBER_MESSAGING: &str = "member_messaging";
 const PER_HOUR: &str = "new_conversations_per_hour";
 const PER_DAY: &str = "new_conversations_per_day";
 const BROADCAST_RATE: &str = "broadcast_per_minute";
+const CONTACT_URL: &str = "contact_url";
 
-/// Highest broadcast rate an organisation may set (0 means no pacing).
+/// Highest broadcast rate an organisation may set. There is always a rate: copies
+/// of different organisations' broadcasts interleave by when each is due, which
+/// is what gives each organisation its share.
 const MAX_BROADCAST_RATE: i64 = 10_000_000;
 
 /// Highest limit on new conversations an organisation may set (0 means none).
@@ -51,6 +54,7 @@ pub async fn patch(
         PER_HOUR,
         PER_DAY,
         BROADCAST_RATE,
+        CONTACT_URL,
     ];
     if let Some(field) = obj.unknown_fields(&known) {
         return Err(ApiError::invalid(
@@ -61,7 +65,7 @@ pub async fn patch(
             ),
         ));
     }
-    let current = org.settings;
+    let current = org.settings.clone();
     let settings = OrgSettings {
         remove_foreign_addresses: obj
             .optional_bool(REMOVE_FOREIGN)?
@@ -93,8 +97,13 @@ pub async fn patch(
             .optional_int(PER_DAY, 0..=MAX_LIMIT)?
             .unwrap_or(current.new_conversations_per_day),
         broadcast_per_minute: obj
-            .optional_int(BROADCAST_RATE, 0..=MAX_BROADCAST_RATE)?
+            .optional_int(BROADCAST_RATE, 1..=MAX_BROADCAST_RATE)?
             .unwrap_or(current.broadcast_per_minute),
+        contact_url: match obj.optional_str(CONTACT_URL)? {
+            None if obj.has_null(CONTACT_URL) => None,
+            None => current.contact_url,
+            Some(url) => Some(check_url(CONTACT_URL, url)?.to_owned()),
+        },
     };
     state.store.update_org_settings(&org.id, &settings).await?;
     tracing::info!(org_id = %org.id, "organisation settings changed");
@@ -114,6 +123,25 @@ fn render(org: &Org) -> Value {
             PER_HOUR: org.settings.new_conversations_per_hour,
             PER_DAY: org.settings.new_conversations_per_day,
             BROADCAST_RATE: org.settings.broadcast_per_minute,
+            CONTACT_URL: org.settings.contact_url,
         },
     })
+}
+
+/// Checks a web address members are sent to: `https://` (or `http://`), printable,
+/// at most 500 characters.
+fn check_url<'a>(field: &str, url: &'a str) -> Result<&'a str, ApiError> {
+    let url = url.trim();
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() > "https://".len()
+        && url.len() <= 500
+        && url.chars().all(|c| c.is_ascii_graphic());
+    if ok {
+        Ok(url)
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("{field} must be an https:// address of at most 500 characters"),
+        ))
+    }
 }

@@ -118,12 +118,20 @@ impl Router {
         let accepts_unproven = writing
             .iter()
             .all(|l| l.org.settings.accept_unauthenticated);
-        match verdict {
-            Verdict::TempError => Err(reply::AUTH_TEMPORARY),
-            Verdict::Failed => Err(reply::SENDER_NOT_PROVEN),
-            Verdict::Unauthenticated if !accepts_unproven => Err(reply::SENDER_UNAUTHENTICATED),
-            _ => Ok(verdict),
-        }
+        proven(verdict, accepts_unproven)
+    }
+}
+
+/// Whether a sender check's verdict lets mail from a member through: a failure
+/// never does, an unauthenticated domain only where the organisation accepts
+/// such senders, and a DNS failure is "try later". Every way members write in (a
+/// reply, an unsubscribe request, an answer to a broadcast) is judged here.
+pub(super) fn proven(verdict: Verdict, accepts_unproven: bool) -> Result<Verdict, Reply> {
+    match verdict {
+        Verdict::TempError => Err(reply::AUTH_TEMPORARY),
+        Verdict::Failed => Err(reply::SENDER_NOT_PROVEN),
+        Verdict::Unauthenticated if !accepts_unproven => Err(reply::SENDER_UNAUTHENTICATED),
+        _ => Ok(verdict),
     }
 }
 

@@ -1,25 +1,27 @@
 //! Deciding what happens to mail for the relay domain: whether a recipient exists,
 //! and then, for a whole message, whether it is a member's reply to relay
 //! (`member`), machine-written mail to record (`record`), a complaint
-//! (`complaint`), a report on one of our deliveries (`bounce`), or a member
-//! leaving a category of broadcasts by mail (`unsubscribe`).
+//! (`complaint`), a report on one of our deliveries (`bounce`), a member
+//! leaving a category of broadcasts by mail (`unsubscribe`), or a member answering
+//! a broadcast (`broadcast_reply`).
 //!
 //! The SMTP session asks; the answers are the listener's replies ([`crate::reply`]).
 //! A reply is handed to the composer's one submit path and answered `250` only once
 //! it is stored.
 
 mod bounce;
+mod broadcast_reply;
 mod complaint;
 mod member;
 mod record;
 mod unsubscribe;
 
-use maskrelay_compose::Submitter;
-use maskrelay_compose::broadcast::UNSUBSCRIBE_LOCAL;
+use maskrelay_compose::broadcast::{REPLY_LOCAL_PREFIX, UNSUBSCRIBE_LOCAL};
+use maskrelay_compose::{Broadcaster, Submitter};
 use maskrelay_schema::clock::now_ms;
 use maskrelay_schema::routing::Route;
 use maskrelay_schema::tokens::is_relay_token;
-use maskrelay_schema::{DeliveryId, Store};
+use maskrelay_schema::{BroadcastId, DeliveryId, Store};
 
 use crate::read::authenticate::{Client, SenderAuth};
 use crate::read::message::parse;
@@ -34,6 +36,7 @@ const MAX_HOPS: usize = 100;
 pub struct Router {
     store: Store,
     submitter: Submitter,
+    broadcaster: Broadcaster,
     auth: SenderAuth,
 }
 
@@ -46,6 +49,8 @@ pub enum Recipient {
     Bounce(DeliveryId),
     /// The address of a broadcast's `List-Unsubscribe` `mailto:`.
     Unsubscribe,
+    /// A broadcast's own address: a member answering it.
+    Broadcast(BroadcastId),
 }
 
 /// A finished mail transaction, as the session hands it over.
@@ -61,14 +66,23 @@ pub struct Transaction<'a> {
     pub bounces: &'a [DeliveryId],
     /// The unsubscribe address was among the recipients.
     pub unsubscribe: bool,
+    /// The broadcast whose address was among the recipients, if one was.
+    pub broadcast: Option<&'a BroadcastId>,
 }
 
 impl Router {
-    /// A router over `store`, queueing through `submitter`, proving senders with `auth`.
-    pub fn new(store: Store, submitter: Submitter, auth: SenderAuth) -> Self {
+    /// A router over `store`, queueing through `submitter` (and `broadcaster` for
+    /// answers to broadcasts), proving senders with `auth`.
+    pub fn new(
+        store: Store,
+        submitter: Submitter,
+        broadcaster: Broadcaster,
+        auth: SenderAuth,
+    ) -> Self {
         Self {
             store,
             submitter,
+            broadcaster,
             auth,
         }
     }
@@ -101,6 +115,21 @@ impl Router {
         if local.eq_ignore_ascii_case(UNSUBSCRIBE_LOCAL) {
             return Ok(Recipient::Unsubscribe);
         }
+        if let Some(id) = local
+            .get(..REPLY_LOCAL_PREFIX.len())
+            .filter(|p| p.eq_ignore_ascii_case(REPLY_LOCAL_PREFIX))
+            .and_then(|_| local.get(REPLY_LOCAL_PREFIX.len()..))
+        {
+            let id = BroadcastId::from(id.to_ascii_lowercase());
+            return match self.store.broadcast_by_id(&id).await {
+                Ok(Some(_)) => Ok(Recipient::Broadcast(id)),
+                Ok(None) => Err(reply::NO_SUCH_ADDRESS),
+                Err(e) => {
+                    tracing::error!(error = %e, "broadcast look-up failed");
+                    Err(reply::TRY_LATER)
+                }
+            };
+        }
         let token = local.to_ascii_lowercase();
         if !is_relay_token(&token) {
             return Err(reply::NO_SUCH_ADDRESS);
@@ -128,11 +157,14 @@ impl Router {
         if !tx.bounces.is_empty() {
             return self.reports(tx.bounces, raw).await;
         }
-        if tx.unsubscribe {
-            if !tx.recipients.is_empty() {
-                return Err(reply::UNSUBSCRIBE_ALONE);
+        if tx.unsubscribe || tx.broadcast.is_some() {
+            if !tx.recipients.is_empty() || (tx.unsubscribe && tx.broadcast.is_some()) {
+                return Err(reply::ALONE);
             }
-            return self.unsubscribe(tx, raw).await;
+            return match tx.broadcast {
+                Some(id) => self.broadcast_reply(tx, raw, id).await,
+                None => self.unsubscribe(tx, raw).await,
+            };
         }
         let message = parse(
             raw,

@@ -7,8 +7,8 @@ use maskrelay_compose::LinkAction;
 use maskrelay_schema::clock::now_ms;
 use maskrelay_schema::members::MemberStatus;
 
+use super::member::proven;
 use super::{Router, Transaction};
-use crate::read::authenticate::Verdict;
 use crate::read::message::parse;
 use crate::reply::{self, Reply};
 
@@ -67,14 +67,10 @@ impl Router {
                 return Err(reply::TRY_LATER);
             }
         };
-        match self.auth.verify(tx.client, tx.mail_from, from, raw).await {
-            Verdict::TempError => return Err(reply::AUTH_TEMPORARY),
-            Verdict::Failed => return Err(reply::SENDER_NOT_PROVEN),
-            Verdict::Unauthenticated if !accepts_unproven => {
-                return Err(reply::SENDER_UNAUTHENTICATED);
-            }
-            _ => {}
-        }
+        proven(
+            self.auth.verify(tx.client, tx.mail_from, from, raw).await,
+            accepts_unproven,
+        )?;
         if category.is_mandatory() {
             return Err(reply::UNSUBSCRIBE_UNKNOWN);
         }

@@ -16,6 +16,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
         if self.envelope.recipients.is_empty()
             && self.envelope.bounces.is_empty()
             && !self.envelope.unsubscribe
+            && self.envelope.broadcast.is_none()
         {
             return self.fail(&reply::NO_VALID_RECIPIENTS);
         }
@@ -39,6 +40,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
             recipients: &envelope.recipients,
             bounces: &envelope.bounces,
             unsubscribe: envelope.unsubscribe,
+            broadcast: envelope.broadcast.as_ref(),
         };
         let answer = self.router.accept(&tx, &message).await;
         // The envelope was taken above, so the next transaction starts empty either way.

@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use maskrelay_schema::DeliveryId;
 use maskrelay_schema::routing::Route;
+use maskrelay_schema::{BroadcastId, DeliveryId};
 use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver, RequestReceiver};
 use smtp_proto::{Error as ProtoError, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -54,6 +54,8 @@ struct Envelope {
     bounces: Vec<DeliveryId>,
     /// The unsubscribe address is a recipient.
     unsubscribe: bool,
+    /// A broadcast's address is a recipient.
+    broadcast: Option<BroadcastId>,
 }
 
 /// Whether the session goes on after a command.

@@ -25,6 +25,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Session<T> {
                 }
                 self.say(&reply::RECIPIENT_OK)
             }
+            Ok(Recipient::Broadcast(id)) => {
+                self.envelope.broadcast = Some(id);
+                self.say(&reply::RECIPIENT_OK)
+            }
             Ok(Recipient::Unsubscribe) => {
                 self.envelope.unsubscribe = true;
                 self.say(&reply::RECIPIENT_OK)

@@ -2,6 +2,7 @@
 //! domain, in its language, with the list headers and footer of its category
 //! (unless it is mandatory), composed by the same builder as every other message.
 
+use maskrelay_schema::BroadcastId;
 use maskrelay_schema::broadcasts::Broadcast;
 use maskrelay_schema::categories::Category;
 use maskrelay_schema::clock::now_ms;
@@ -67,6 +68,7 @@ pub(crate) fn compose(
 ) -> Result<(String, Vec<u8>), SubmitError> {
     let relay_domain = submitter.relay_domain();
     let noreply = format!("noreply@{relay_domain}");
+    let from = reply_address(&common.broadcast.id, relay_domain);
     let unsubscribe = common.category.map(|category| {
         let action = LinkAction::Unsubscribe {
             org: common.org.id.clone(),
@@ -95,7 +97,7 @@ pub(crate) fn compose(
     let message_id = format!("{}@{relay_domain}", random_token(24)?);
     let content = build(&Draft {
         from: Sender::Broadcast {
-            address: &noreply,
+            address: &from,
             list,
         },
         org_name: &common.org.name,
@@ -115,6 +117,15 @@ pub(crate) fn compose(
 /// The local part of the relay domain's address that unsubscribes whoever writes to
 /// it from the category named by the signed token in the subject.
 pub const UNSUBSCRIBE_LOCAL: &str = "unsubscribe";
+
+/// How the local part of a broadcast's own address begins; the broadcast's id
+/// follows. Answers to it are the broadcast's replies (see its reply policy).
+pub const REPLY_LOCAL_PREFIX: &str = "bcast-";
+
+/// The address a broadcast's copies come from.
+pub fn reply_address(broadcast: &BroadcastId, relay_domain: &str) -> String {
+    format!("{REPLY_LOCAL_PREFIX}{broadcast}@{relay_domain}")
+}
 
 /// The HTML with `lang` on its root element, so that screen readers read it in
 /// its language: added to an `<html>` tag that has none, or around the whole.

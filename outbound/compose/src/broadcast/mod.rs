@@ -7,20 +7,22 @@
 //! transaction and paced at the organisation's rate in the bulk lane, behind every
 //! conversation's mail. Memory holds one batch, whatever the audience's size.
 
+mod answer;
 mod copy;
 pub mod spec;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use maskrelay_schema::broadcasts::{Broadcast, Copy};
+use maskrelay_schema::broadcasts::{Broadcast, BroadcastStatus, Copy};
 use maskrelay_schema::clock::now_ms;
 use maskrelay_schema::orgs::Org;
 use maskrelay_schema::{CategoryId, MemberId};
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use copy::UNSUBSCRIBE_LOCAL;
+pub use copy::{REPLY_LOCAL_PREFIX, UNSUBSCRIBE_LOCAL};
 
 use crate::error::SubmitError;
 use crate::policy::may_receive;
@@ -40,6 +42,9 @@ const LOOKAHEAD_MS: i64 = 5_000;
 
 /// The longest an expander waits for its schedule before renewing its lease.
 const WAIT_AT_MOST: Duration = Duration::from_secs(10);
+
+/// How many broadcasts one instance expands at once.
+const EXPANDING_AT_ONCE: usize = 16;
 
 /// How often an idle expander looks for broadcasts sent through other instances.
 const IDLE: Duration = Duration::from_secs(2);
@@ -102,41 +107,79 @@ impl Broadcaster {
         }
     }
 
-    /// Expands recorded broadcasts until `shutdown`.
+    /// Expands recorded broadcasts until `shutdown`: up to [`EXPANDING_AT_ONCE`] at a
+    /// time, each in a task of its own, so that one waiting for its schedule (or a
+    /// large one) holds back no other organisation's.
     pub async fn run(self, shutdown: CancellationToken) {
+        let store = self.submitter.store();
+        // Broadcasts this instance held when it stopped (or was killed) are taken
+        // back at once rather than when their leases run out.
+        match store.release_broadcast_claims(&self.instance).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                broadcasts = n,
+                "took back the broadcasts this instance was expanding"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take back this instance's broadcasts; they resume when their leases run out")
+            }
+        }
+        let mut expanding = JoinSet::new();
         loop {
-            let claimed = self
-                .submitter
-                .store()
-                .claim_broadcast(&self.instance, LEASE_MS)
-                .await;
-            let pause = match claimed {
-                Ok(Some(broadcast)) => {
-                    let id = broadcast.id.clone();
-                    match self.expand(broadcast, &shutdown).await {
-                        Ok(()) => None,
-                        Err(e) => {
-                            tracing::error!(broadcast_id = %id, error = %e, "could not expand a broadcast; trying again");
-                            Some(AFTER_FAILURE)
-                        }
+            while expanding.try_join_next().is_some() {}
+            let pause = if expanding.len() >= EXPANDING_AT_ONCE {
+                Some(IDLE)
+            } else {
+                match store.claim_broadcast(&self.instance, LEASE_MS).await {
+                    Ok(Some(broadcast)) => {
+                        let this = self.clone();
+                        let stop = shutdown.clone();
+                        expanding.spawn(async move { this.keep_expanding(broadcast, stop).await });
+                        None
                     }
-                }
-                Ok(None) => Some(IDLE),
-                Err(e) => {
-                    tracing::error!(error = %e, "could not look for broadcasts to expand");
-                    Some(AFTER_FAILURE)
+                    Ok(None) => Some(IDLE),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not look for broadcasts to expand");
+                        Some(AFTER_FAILURE)
+                    }
                 }
             };
             if let Some(pause) = pause {
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => {}
                     _ = self.wake.notified() => {}
                     _ = tokio::time::sleep(pause) => {}
+                    _ = expanding.join_next(), if !expanding.is_empty() => {}
                 }
             }
             if shutdown.is_cancelled() {
-                return;
+                break;
             }
+        }
+        while expanding.join_next().await.is_some() {}
+    }
+
+    /// Expands one claimed broadcast, starting again from its stored cursor after a
+    /// failure, until it is done, no longer this instance's, or `shutdown`.
+    async fn keep_expanding(self, broadcast: Broadcast, shutdown: CancellationToken) {
+        let (org, id) = (broadcast.org_id.clone(), broadcast.id.clone());
+        let mut current = Some(broadcast);
+        while let Some(broadcast) = current.take() {
+            let Err(e) = self.expand(broadcast, &shutdown).await else {
+                return;
+            };
+            tracing::error!(broadcast_id = %id, error = %e, "could not expand a broadcast; trying again");
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(AFTER_FAILURE) => {}
+            }
+            current = match self.submitter.store().broadcast(&org, &id).await {
+                Ok(found) => found.filter(|b| b.status == BroadcastStatus::Expanding),
+                Err(e) => {
+                    tracing::error!(broadcast_id = %id, error = %e, "could not read a broadcast back; its lease will run out and it resumes then");
+                    None
+                }
+            };
         }
     }
 
