@@ -17,6 +17,7 @@ use crate::clock::now_ms;
 use crate::db::Store;
 use crate::error::{Result, StoreError};
 use crate::group::{GroupTx, Grouped};
+use crate::idempotency::record_idempotent_response;
 use crate::ids::{BroadcastId, CategoryId, MemberId, MessageId, OrgId};
 use crate::members::{Member, member_columns_as};
 use crate::new_message::{NewMessage, Origin, Sealed, insert_all};
@@ -179,18 +180,25 @@ const BROADCAST_COLUMNS: &str = "id, org_id, category_id, reply_policy, spec_enc
      api_key, status, recipients, queued, expanded_to, created_at";
 
 impl Store {
-    /// Records a broadcast to be expanded.
+    /// Records a broadcast to be expanded, with the answer to its idempotency key
+    /// (key, request fingerprint, response) in the same transaction if it came with
+    /// one.
     ///
     /// # Errors
-    /// [`StoreError`] if encryption or the insert fails.
-    pub async fn create_broadcast(&self, b: &NewBroadcast<'_>) -> Result<()> {
+    /// [`StoreError`] if encryption or the insert fails (a unique violation if the
+    /// key was recorded meanwhile by a concurrent request); then nothing was stored.
+    pub async fn create_broadcast(
+        &self,
+        b: &NewBroadcast<'_>,
+        idempotency: Option<(&str, &[u8], &str)>,
+    ) -> Result<()> {
         let now = now_ms();
         let spec = self.crypto.encrypt(SPEC, b.spec)?;
         let sent_by = b
             .sent_by
             .map(|s| self.crypto.encrypt(SENT_BY, s.as_bytes()))
             .transpose()?;
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO broadcasts (id, org_id, category_id, reply_policy, spec_enc, \
                  sent_by_enc, api_key, status, recipients, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
@@ -204,9 +212,13 @@ impl Store {
         .bind(b.api_key)
         .bind(BroadcastStatus::Expanding)
         .bind(b.recipients)
-        .bind(now)
-        .grouped(self)
-        .await?;
+        .bind(now);
+        let mut tx = self.begin_write().await?;
+        insert.execute(tx.conn()).await?;
+        if let Some((key, request_hash, response)) = idempotency {
+            record_idempotent_response(&mut tx, b.org_id, key, request_hash, response).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

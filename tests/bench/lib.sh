@@ -95,3 +95,12 @@ maskrelay_env() {
         export MASKRELAY_SMTP_AUTHENTICATE_SENDERS=false
     fi
 }
+
+# release_exe: EXE as given, or the release binary built here from $repo.
+release_exe() {
+    if [[ -z ${EXE:-} ]]; then
+        say "building maskrelay (release)"
+        (cd "$repo" && cargo build --release -q -p maskrelay) || die "build failed"
+        EXE=$repo/target/release/maskrelay
+    fi
+}

@@ -56,11 +56,7 @@ source "$repo/tests/bench/lib.sh"
 for t in smtp-source smtp-sink postfix postconf dnsmasq python3 curl; do
     command -v $t >/dev/null || die "$t is missing (apt-get install postfix dnsmasq-base curl)"
 done
-if [[ -z ${EXE:-} ]]; then
-    say "building maskrelay (release)"
-    (cd "$repo" && cargo build --release -q -p maskrelay) || die "build failed"
-    EXE=$repo/target/release/maskrelay
-fi
+release_exe
 
 pids=()
 cleanup() {

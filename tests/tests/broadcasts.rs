@@ -659,6 +659,20 @@ async fn an_answer_to_a_broadcast_is_not_passed_on_and_is_answered_once(
             send_mail_to(smtp, Some(&from), &[&to], raw.as_bytes()).await
         }
     };
+    // A vacation notice is taken in and never answered (RFC 3834).
+    let vacation = format!(
+        "From: {ben}\r\nTo: {address}\r\nAuto-Submitted: auto-replied\r\n\
+         Subject: Out of office\r\n\r\nAway until Monday.\r\n",
+        ben = email("ben")
+    );
+    let taken = send_mail_to(
+        gw.smtp_addr(),
+        Some(&email("ben")),
+        &[&address],
+        vacation.as_bytes(),
+    )
+    .await?;
+    assert!(taken.contains("not passed on"), "{taken}");
     let first = answer(email("ana")).await?;
     assert!(first.contains("takes no replies"), "{first}");
     let told = sink.wait_containing("was not passed on", WAIT).await?;
@@ -685,12 +699,71 @@ async fn an_answer_to_a_broadcast_is_not_passed_on_and_is_answered_once(
     assert!(
         !delivered
             .iter()
+            .any(|d| d.text().contains("was not passed on") && d.rcpt_to.contains(&email("ben"))),
+        "a vacation notice was answered"
+    );
+    assert!(
+        !delivered
+            .iter()
             .any(|d| d.text().contains("bring a friend")),
         "an answer to a broadcast was relayed"
     );
     // Someone who did not receive it is refused.
     let stranger = smtp_refusal(answer("zed@example.net".to_owned()).await.map(|_| ()));
     assert!(stranger.starts_with("550"), "{stranger}");
+    Ok(())
+}
+
+async fn a_retried_broadcast_is_sent_once(backend: Backend) -> anyhow::Result<()> {
+    let sink = Smarthost::start().await?;
+    let gw = TestGateway::start(backend, &sink).await?;
+    category(&gw, "news", "News").await?;
+    for id in ["ana", "ben", "cleo"] {
+        gw.member(id, &email(id), id).await?;
+    }
+    let body = json!({"audience": {"all": true}, "category": "news", "subject": "Once",
+                      "text": "x"});
+    let key = [("Idempotency-Key", "broadcast-42")];
+    let (first_status, first) = gw
+        .call_with(
+            Method::POST,
+            "/v1/broadcasts",
+            Some(&body),
+            &gw.api_key,
+            &key,
+        )
+        .await?;
+    let (again_status, again) = gw
+        .call_with(
+            Method::POST,
+            "/v1/broadcasts",
+            Some(&body),
+            &gw.api_key,
+            &key,
+        )
+        .await?;
+    assert_eq!((first_status, again_status), (202, 202), "{first} {again}");
+    assert_eq!(first, again);
+    let other = json!({"audience": {"all": true}, "category": "news", "subject": "Other",
+                       "text": "x"});
+    let (status, answer) = gw
+        .call_with(
+            Method::POST,
+            "/v1/broadcasts",
+            Some(&other),
+            &gw.api_key,
+            &key,
+        )
+        .await?;
+    assert_eq!(status, 422, "{answer}");
+    let id = first["id"].as_str().unwrap_or_default();
+    wait_broadcast(&gw, id, "finished").await?;
+    let marker = maskrelay_tests::db::unique("after");
+    let (status, body) = gw.message("ana", "ben", "Hi", &marker).await?;
+    anyhow::ensure!(status == 202, "{body}");
+    sink.wait_containing(&marker, WAIT).await?;
+    let copies = copies(&sink, "Once").values().map(Vec::len).sum::<usize>();
+    assert_eq!(copies, 3);
     Ok(())
 }
 
@@ -768,4 +841,5 @@ both_backends!(
     a_paced_broadcast_can_be_cancelled,
     organisations_sharing_a_gateway_each_get_their_share,
     an_answer_to_a_broadcast_is_not_passed_on_and_is_answered_once,
+    a_retried_broadcast_is_sent_once,
 );

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use maskrelay_compose::broadcast::spec::{Audience, BroadcastSpec};
 use maskrelay_schema::broadcasts::{Broadcast, BroadcastStatus, NewBroadcast, ReplyPolicy};
 use maskrelay_schema::members::MemberStatus;
@@ -19,6 +19,7 @@ use super::auth::{AuthKey, AuthOrg};
 use super::body::{self, check_id, check_line};
 use super::categories::{check_category_id, defined};
 use super::error::ApiError;
+use super::idempotency::Idempotent;
 use super::state::AppState;
 
 /// The fields of a broadcast request.
@@ -42,8 +43,13 @@ const MAX_CHOSEN: usize = 10_000;
 pub async fn post(
     State(state): State<AppState>,
     AuthKey { org, fingerprint }: AuthKey,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (idempotent, replayed) = Idempotent::check(&state, &org.id, &headers, &body).await?;
+    if let Some(answer) = replayed {
+        return Ok(answer);
+    }
     let obj = body::parse(body, state.max_body_bytes)?;
     if let Some(field) = obj.unknown_fields(&FIELDS) {
         return Err(ApiError::invalid(
@@ -122,25 +128,37 @@ pub async fn post(
     };
     let spec = spec.to_bytes().map_err(ApiError::internal)?;
     let id = BroadcastId::generate();
-    state
+    let answer = json!({"id": id, "recipients": recipients});
+    let response = answer.to_string();
+    let recorded = state
         .store
-        .create_broadcast(&NewBroadcast {
-            id: &id,
-            org_id: &org.id,
-            category_id: &category,
-            reply_policy,
-            spec: &spec,
-            sent_by: sent_by.filter(|s| !s.is_empty()),
-            api_key: &fingerprint,
-            recipients,
-        })
-        .await?;
+        .create_broadcast(
+            &NewBroadcast {
+                id: &id,
+                org_id: &org.id,
+                category_id: &category,
+                reply_policy,
+                spec: &spec,
+                sent_by: sent_by.filter(|s| !s.is_empty()),
+                api_key: &fingerprint,
+                recipients,
+            },
+            idempotent
+                .key
+                .map(|key| (key, idempotent.request_hash.as_slice(), response.as_str())),
+        )
+        .await;
+    match recorded {
+        Ok(()) => {}
+        // A concurrent request with the same key won; answer as it did.
+        Err(e) if idempotent.key.is_some() && e.is_unique_violation() => {
+            return idempotent.lost_race(&state, &org.id).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
     broadcaster.wake();
     tracing::info!(org_id = %org.id, broadcast_id = %id, recipients, category = %category, "broadcast recorded");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"id": id, "recipients": recipients})),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
 /// Shows a broadcast and how far it went.

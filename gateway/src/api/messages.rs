@@ -7,18 +7,16 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use maskrelay_compose::{Body, IdempotencyRecord, Refusal, Submission, SubmitError, Submitted};
-use maskrelay_schema::crypto::sha256;
 use maskrelay_schema::new_message::Origin;
-use maskrelay_schema::{ExternalId, MessageId, OrgId};
+use maskrelay_schema::{ExternalId, MessageId};
 use serde_json::{Value, json};
 
 use super::auth::AuthOrg;
 use super::body::{self, check_line};
 use super::error::ApiError;
+use super::idempotency::Idempotent;
 use super::members::live_member;
 use super::state::AppState;
-
-const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
 /// Queues a message and answers 202 once it is stored.
 pub async fn post(
@@ -27,13 +25,9 @@ pub async fn post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let raw = body.as_ref().map(|b| b.to_vec()).unwrap_or_default();
-    let idempotency_key = idempotency_key(&headers)?;
-    let request_hash = sha256(&raw);
-    if let Some(key) = idempotency_key
-        && let Some(replay) = replay(&state, &org.id, key, &request_hash).await?
-    {
-        return Ok(replay);
+    let (idempotent, replayed) = Idempotent::check(&state, &org.id, &headers, &body).await?;
+    if let Some(answer) = replayed {
+        return Ok(answer);
     }
     let obj = body::parse(body, state.max_body_bytes)?;
     let from_id = obj.required_str("from")?;
@@ -61,9 +55,9 @@ pub async fn post(
         in_reply_to: None,
         sender_auth: None,
         known: None,
-        idempotency: idempotency_key.map(|key| IdempotencyRecord {
+        idempotency: idempotent.key.map(|key| IdempotencyRecord {
             key,
-            request_hash: &request_hash,
+            request_hash: &idempotent.request_hash,
             render: &render,
         }),
     };
@@ -73,13 +67,8 @@ pub async fn post(
             tracing::info!(org_id = %org.id, reason = refusal.reason().as_str(), "message refused");
             Err(refused(refusal, from_id, to_id))
         }
-        Err(SubmitError::IdempotencyConflict) => {
-            // A concurrent request with the same key won; answer as it did.
-            let key = idempotency_key.unwrap_or_default();
-            replay(&state, &org.id, key, &request_hash)
-                .await?
-                .ok_or_else(|| ApiError::internal("idempotency record vanished"))
-        }
+        // A concurrent request with the same key won; answer as it did.
+        Err(SubmitError::IdempotencyConflict) => idempotent.lost_race(&state, &org.id).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -157,36 +146,4 @@ fn refused(refusal: Refusal, from_id: &str, to_id: &str) -> ApiError {
 
 fn response_body(s: &Submitted) -> Value {
     json!({"conversation_id": s.conversation_id, "message_id": s.message_id})
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
-        return Ok(None);
-    };
-    match value.to_str() {
-        Ok(key) if !key.is_empty() && key.len() <= 255 => Ok(Some(key)),
-        _ => Err(ApiError::invalid(
-            IDEMPOTENCY_HEADER,
-            "Idempotency-Key must be 1 to 255 visible ASCII characters",
-        )),
-    }
-}
-
-async fn replay(
-    state: &AppState,
-    org_id: &OrgId,
-    key: &str,
-    request_hash: &[u8],
-) -> Result<Option<(StatusCode, Json<Value>)>, ApiError> {
-    let Some(recorded) = state.store.idempotent_response(org_id, key).await? else {
-        return Ok(None);
-    };
-    if recorded.request_hash != request_hash {
-        return Err(ApiError::invalid(
-            IDEMPOTENCY_HEADER,
-            "this Idempotency-Key was already used with a different request",
-        ));
-    }
-    let body: Value = serde_json::from_str(&recorded.response).map_err(ApiError::internal)?;
-    Ok(Some((StatusCode::ACCEPTED, Json(body))))
 }

@@ -6,7 +6,7 @@
 //! - [`metrics`]: the SMTP listener's counters for Prometheus (no API key).
 //! - [`links`]: the one-click footer links members follow themselves (no API key).
 //! - [`auth`]: the API-key extractor.
-//! - [`body`]: JSON bodies and field checks.
+//! - [`body`]: JSON bodies and field checks; [`idempotency`]: `Idempotency-Key`.
 //! - [`state`]: what every handler can reach.
 //! - [`error`]: the one error type, answered as JSON.
 
@@ -17,6 +17,7 @@ pub mod broadcasts;
 pub mod categories;
 pub mod conversations;
 pub mod error;
+pub mod idempotency;
 pub mod links;
 pub mod members;
 pub mod messages;

@@ -5,11 +5,11 @@
 //! most once a day. Mail from anyone who did not receive the broadcast is refused.
 
 use maskrelay_schema::BroadcastId;
-use maskrelay_schema::clock::now_ms;
 
 use super::member::proven;
 use super::{Router, Transaction};
-use crate::read::message::parse;
+use crate::read::classify::Kind;
+use crate::read::message::InboundMessage;
 use crate::reply::{self, Reply};
 
 impl Router {
@@ -17,16 +17,15 @@ impl Router {
     pub(super) async fn broadcast_reply(
         &self,
         tx: &Transaction<'_>,
+        message: &InboundMessage,
         raw: &[u8],
         id: &BroadcastId,
     ) -> Result<Reply, Reply> {
-        let message = parse(
-            raw,
-            self.relay_domain(),
-            tx.mail_from.is_empty(),
-            now_ms() / 1000,
-        )
-        .ok_or(reply::UNPARSEABLE)?;
+        // An automatic answer (a vacation notice) is not answered again (RFC 3834).
+        if message.kind != Kind::Personal {
+            tracing::info!(broadcast_id = %id, "automatic mail to a broadcast's address taken in, not answered");
+            return Ok(reply::RECORDED_NOT_RELAYED);
+        }
         let store_failed = |e: maskrelay_schema::StoreError| {
             tracing::error!(broadcast_id = %id, error = %e, "look-up for a broadcast's reply failed");
             reply::TRY_LATER

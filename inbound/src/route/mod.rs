@@ -157,15 +157,6 @@ impl Router {
         if !tx.bounces.is_empty() {
             return self.reports(tx.bounces, raw).await;
         }
-        if tx.unsubscribe || tx.broadcast.is_some() {
-            if !tx.recipients.is_empty() || (tx.unsubscribe && tx.broadcast.is_some()) {
-                return Err(reply::ALONE);
-            }
-            return match tx.broadcast {
-                Some(id) => self.broadcast_reply(tx, raw, id).await,
-                None => self.unsubscribe(tx, raw).await,
-            };
-        }
         let message = parse(
             raw,
             self.relay_domain(),
@@ -180,6 +171,15 @@ impl Router {
                 "message refused: mail loop"
             );
             return Err(reply::LOOP);
+        }
+        if tx.unsubscribe || tx.broadcast.is_some() {
+            if !tx.recipients.is_empty() || (tx.unsubscribe && tx.broadcast.is_some()) {
+                return Err(reply::ALONE);
+            }
+            return match tx.broadcast {
+                Some(id) => self.broadcast_reply(tx, &message, raw, id).await,
+                None => self.unsubscribe(tx, &message, raw).await,
+            };
         }
         let legs = legs(tx.recipients)?;
         if let Some(recorded) = self.machine_written(tx, &message, raw, &legs).await {

@@ -4,12 +4,11 @@
 //! must come from that member, proven as a reply to a relay address is.
 
 use maskrelay_compose::LinkAction;
-use maskrelay_schema::clock::now_ms;
 use maskrelay_schema::members::MemberStatus;
 
 use super::member::proven;
 use super::{Router, Transaction};
-use crate::read::message::parse;
+use crate::read::message::InboundMessage;
 use crate::reply::{self, Reply};
 
 impl Router {
@@ -18,15 +17,9 @@ impl Router {
     pub(super) async fn unsubscribe(
         &self,
         tx: &Transaction<'_>,
+        message: &InboundMessage,
         raw: &[u8],
     ) -> Result<Reply, Reply> {
-        let message = parse(
-            raw,
-            self.relay_domain(),
-            tx.mail_from.is_empty(),
-            now_ms() / 1000,
-        )
-        .ok_or(reply::UNPARSEABLE)?;
         let subject = message
             .body
             .as_ref()
