@@ -339,6 +339,19 @@ impl Store {
         lease_ms: i64,
     ) -> Result<Option<Broadcast>> {
         let now = now_ms();
+        // Looked for with a read first: an idle instance asks every few seconds, and
+        // a write each time would take a turn of the group commit for nothing.
+        let waiting = sqlx::query(
+            "SELECT 1 AS found FROM broadcasts \
+             WHERE status = $1 AND (lease_until IS NULL OR lease_until <= $2) LIMIT 1",
+        )
+        .bind(BroadcastStatus::Expanding)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if waiting.is_none() {
+            return Ok(None);
+        }
         let free = "status = $4 AND (lease_until IS NULL OR lease_until <= $2)";
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE broadcasts SET lease_until = $1, claimed_by = $3, updated_at = $2 \
@@ -361,6 +374,16 @@ impl Store {
     /// # Errors
     /// [`StoreError`] if the update fails.
     pub async fn release_broadcast_claims(&self, instance: &str) -> Result<u64> {
+        let held = sqlx::query(
+            "SELECT 1 AS found FROM broadcasts WHERE claimed_by = $1 AND status = $2 LIMIT 1",
+        )
+        .bind(instance)
+        .bind(BroadcastStatus::Expanding)
+        .fetch_optional(&self.pool)
+        .await?;
+        if held.is_none() {
+            return Ok(0);
+        }
         let done = sqlx::query(
             "UPDATE broadcasts SET lease_until = NULL, claimed_by = NULL \
              WHERE claimed_by = $1 AND status = $2",
