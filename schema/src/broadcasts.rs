@@ -163,6 +163,8 @@ pub struct Progress {
     pub by_status: Vec<(DeliveryStatus, i64)>,
     /// Members who unsubscribed from the category since they got their copy.
     pub unsubscribed: i64,
+    /// Members who opened their link to it, each once.
+    pub read: i64,
 }
 
 impl Progress {
@@ -623,10 +625,32 @@ impl Store {
         .bind(&b.category_id)
         .fetch_one(&self.pool)
         .await?;
+        let read = sqlx::query("SELECT COUNT(*) AS n FROM broadcast_reads WHERE broadcast_id = $1")
+            .bind(&b.id)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(Progress {
             by_status,
             unsubscribed: row.try_get("n")?,
+            read: read.try_get("n")?,
         })
+    }
+
+    /// Records that `member` opened their link to a broadcast (once, however often).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the write fails.
+    pub async fn record_read(&self, broadcast: &BroadcastId, member: &MemberId) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO broadcast_reads (broadcast_id, member_id, read_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (broadcast_id, member_id) DO NOTHING",
+        )
+        .bind(broadcast)
+        .bind(member)
+        .bind(now_ms())
+        .grouped(self)
+        .await?;
+        Ok(())
     }
 
     fn broadcast_at(&self, row: &AnyRow) -> Result<Broadcast> {

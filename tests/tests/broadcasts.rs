@@ -773,6 +773,62 @@ async fn a_retried_broadcast_is_sent_once(backend: Backend) -> anyhow::Result<()
     Ok(())
 }
 
+async fn a_broadcast_sent_by_link_counts_who_read_it(backend: Backend) -> anyhow::Result<()> {
+    let sink = Smarthost::start().await?;
+    let gw = TestGateway::start(backend, &sink).await?;
+    category(&gw, "news", "News").await?;
+    for id in ["ana", "ben"] {
+        gw.member(id, &email(id), id).await?;
+    }
+    let text = format!(
+        "{} The end of the story.",
+        "A long report on the season. ".repeat(30)
+    );
+    let (id, _) = send(
+        &gw,
+        json!({"audience": {"all": true}, "category": "news", "subject": "Season report",
+               "text": text, "delivery": "link"}),
+    )
+    .await?;
+    let got = wait_copies(&sink, "Season report", 2).await?;
+    let link_of = |member: &str| -> anyhow::Result<String> {
+        let copy = got
+            .get(&email(member))
+            .and_then(|c| c.first())
+            .ok_or_else(|| anyhow::anyhow!("no copy for {member}"))?;
+        let body = parse(&copy.data)?
+            .body_text(0)
+            .unwrap_or_default()
+            .into_owned();
+        assert!(
+            !body.contains("The end of the story"),
+            "the whole text was sent"
+        );
+        assert!(body.contains("A long report on the season"), "{body}");
+        body.split("Read the whole message: ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("no link in {body}"))
+    };
+    let (ana, ben) = (link_of("ana")?, link_of("ben")?);
+    assert_ne!(ana, ben, "each member has a link of their own");
+    assert_eq!(progress(&gw, &id).await?["read"], 0);
+    for _ in 0..2 {
+        let (status, page) = gw.browse(Method::GET, &ana).await?;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("The end of the story."), "{page}");
+    }
+    assert_eq!(progress(&gw, &id).await?["read"], 1, "a reader counts once");
+    let (status, _) = gw.browse(Method::GET, &ben).await?;
+    assert_eq!(status, 200);
+    assert_eq!(progress(&gw, &id).await?["read"], 2);
+    let forged = ana.replacen("read.", "read.x", 1);
+    let (status, _) = gw.browse(Method::GET, &forged).await?;
+    assert_eq!(status, 404);
+    Ok(())
+}
+
 /// Registers `count` members of another organisation; its API.
 async fn second_organisation(
     gw: &TestGateway,
@@ -848,4 +904,5 @@ both_backends!(
     organisations_sharing_a_gateway_each_get_their_share,
     an_answer_to_a_broadcast_is_not_passed_on_and_is_answered_once,
     a_retried_broadcast_is_sent_once,
+    a_broadcast_sent_by_link_counts_who_read_it,
 );

@@ -95,21 +95,16 @@ pub async fn post(
             ));
         }
     };
-    match obj.optional_str("delivery")? {
-        None | Some("inline") => {}
-        Some("link") => {
-            return Err(ApiError::invalid(
-                "delivery",
-                "delivery \"link\" is not available yet; only \"inline\" is",
-            ));
-        }
+    let by_link = match obj.optional_str("delivery")? {
+        None | Some("inline") => false,
+        Some("link") => true,
         Some(_) => {
             return Err(ApiError::invalid(
                 "delivery",
                 "delivery must be \"inline\" or \"link\"",
             ));
         }
-    }
+    };
     let sent_by = obj.optional_str("sent_by")?.map(str::trim);
     if let Some(name) = sent_by {
         check_line("sent_by", name, 200)?;
@@ -125,6 +120,7 @@ pub async fn post(
         text: text.to_owned(),
         html: html.map(str::to_owned),
         language: language.map(str::to_owned),
+        by_link,
     };
     let spec = spec.to_bytes().map_err(ApiError::internal)?;
     let id = BroadcastId::generate();
@@ -225,8 +221,8 @@ async fn render(state: &AppState, b: &Broadcast) -> Result<Value, ApiError> {
         "suppressed": progress.count(DeliveryStatus::Suppressed),
         "cancelled": progress.count(DeliveryStatus::Cancelled),
         "unsubscribed": progress.unsubscribed,
-        // Counted only for `"delivery": "link"`, which is not available yet.
-        "read": Value::Null,
+        // Members who opened their link (`"delivery": "link"`), each once.
+        "read": progress.read,
     }))
 }
 

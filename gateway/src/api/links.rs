@@ -26,6 +26,8 @@ pub async fn confirm(
         return Ok(invalid());
     };
     let question = match &action {
+        // Read at `/v1/read/{token}`, not here.
+        LinkAction::Read { .. } => return Ok(invalid()),
         LinkAction::Block { writer, .. } => {
             let name = member_name(&state, writer).await?;
             format!("Stop receiving messages from {}?", escape_html(&name))
@@ -53,6 +55,7 @@ pub async fn apply(
         return Ok(invalid());
     };
     let done = match action {
+        LinkAction::Read { .. } => return Ok(invalid()),
         LinkAction::Block { reader, writer, .. } => {
             if !(live(&state, &reader).await? && live(&state, &writer).await?) {
                 return Ok(invalid());
@@ -93,7 +96,7 @@ pub async fn apply(
 }
 
 /// Whether a member still exists and was not erased.
-async fn live(state: &AppState, id: &MemberId) -> Result<bool, ApiError> {
+pub(super) async fn live(state: &AppState, id: &MemberId) -> Result<bool, ApiError> {
     Ok(state
         .store
         .member(id)
@@ -122,14 +125,14 @@ async fn category_name(
         .map_or_else(|| category.to_string(), |c| c.name))
 }
 
-fn invalid() -> (StatusCode, Html<String>) {
+pub(super) fn invalid() -> (StatusCode, Html<String>) {
     (
         StatusCode::NOT_FOUND,
         page("<p>This link is not valid, or no longer works.</p>"),
     )
 }
 
-fn page(body: &str) -> Html<String> {
+pub(super) fn page(body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>maskrelay</title></head>\
          <body>{body}</body></html>"

@@ -4,7 +4,8 @@
 //!   [`organisation`], [`categories`], [`broadcasts`]: the resources, each owning
 //!   its handlers.
 //! - [`metrics`]: the SMTP listener's counters for Prometheus (no API key).
-//! - [`links`]: the one-click footer links members follow themselves (no API key).
+//! - [`links`]: the one-click footer links members follow themselves (no API key);
+//!   [`read`]: a broadcast sent by link, read by its member (no API key).
 //! - [`auth`]: the API-key extractor.
 //! - [`body`]: JSON bodies and field checks; [`idempotency`]: `Idempotency-Key`.
 //! - [`state`]: what every handler can reach.
@@ -23,6 +24,7 @@ pub mod members;
 pub mod messages;
 pub mod metrics;
 pub mod organisation;
+pub mod read;
 pub mod state;
 pub mod suppression;
 
@@ -65,6 +67,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/broadcasts/{id}", get(broadcasts::get))
         .route("/v1/broadcasts/{id}/cancel", post(broadcasts::cancel))
         .route("/v1/links/{token}", get(links::confirm).post(links::apply))
+        .route("/v1/read/{token}", get(read::get))
         .route("/v1/conversations/{id}", get(conversations::get))
         .route(
             "/v1/organisation",

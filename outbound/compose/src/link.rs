@@ -7,7 +7,7 @@
 //! name and its ids joined by dots (`block.<org>.<reader>.<writer>`): links already
 //! in members' mailboxes keep working, so its form does not change.
 
-use maskrelay_schema::{CategoryId, Crypto, MemberId, OrgId};
+use maskrelay_schema::{BroadcastId, CategoryId, Crypto, MemberId, OrgId};
 
 /// What a footer link does when its reader follows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,16 @@ pub enum LinkAction {
         org: OrgId,
         /// The member the link was sent to.
         reader: MemberId,
+    },
+    /// The reader reads a broadcast sent by link (`"delivery": "link"`) on the relay's
+    /// web address.
+    Read {
+        /// The organisation that sent it.
+        org: OrgId,
+        /// The member the link was sent to.
+        reader: MemberId,
+        /// The broadcast.
+        broadcast: BroadcastId,
     },
     /// The reader receives no more broadcasts of one category (`List-Unsubscribe`).
     Unsubscribe {
@@ -62,6 +72,11 @@ impl LinkAction {
                 writer,
             } => vec!["block", org.as_str(), reader.as_str(), writer.as_str()],
             LinkAction::Stop { org, reader } => vec!["stop", org.as_str(), reader.as_str()],
+            LinkAction::Read {
+                org,
+                reader,
+                broadcast,
+            } => vec!["read", org.as_str(), reader.as_str(), broadcast.as_str()],
             LinkAction::Unsubscribe {
                 org,
                 reader,
@@ -88,6 +103,11 @@ impl LinkAction {
                 org: OrgId::from(*org),
                 reader: MemberId::from(*reader),
             }),
+            ["read", org, reader, broadcast] => Some(LinkAction::Read {
+                org: OrgId::from(*org),
+                reader: MemberId::from(*reader),
+                broadcast: BroadcastId::from(*broadcast),
+            }),
             ["unsubscribe", org, reader, category] => Some(LinkAction::Unsubscribe {
                 org: OrgId::from(*org),
                 reader: MemberId::from(*reader),
@@ -110,7 +130,7 @@ mod tests {
         }
     }
 
-    fn actions() -> [LinkAction; 3] {
+    fn actions() -> [LinkAction; 4] {
         [
             LinkAction::Block {
                 org: OrgId::generate(),
@@ -125,6 +145,11 @@ mod tests {
                 org: OrgId::generate(),
                 reader: MemberId::generate(),
                 category: CategoryId::from("news"),
+            },
+            LinkAction::Read {
+                org: OrgId::generate(),
+                reader: MemberId::generate(),
+                broadcast: BroadcastId::generate(),
             },
         ]
     }
@@ -147,7 +172,8 @@ mod tests {
             // Another member's id in an otherwise valid link.
             let (LinkAction::Block { reader, .. }
             | LinkAction::Stop { reader, .. }
-            | LinkAction::Unsubscribe { reader, .. }) = &action;
+            | LinkAction::Unsubscribe { reader, .. }
+            | LinkAction::Read { reader, .. }) = &action;
             let other = payload.replacen(reader.as_str(), "0190f3a2-7c1e", 1);
             assert_eq!(LinkAction::from_token(&c, &format!("{other}~{mac}")), None);
             // Another action for the same members.

@@ -161,10 +161,17 @@ impl Submitter {
         &self.store
     }
 
-    /// The link that carries out `action` (see the HTTP API's `/v1/links`).
+    /// The link that carries out `action` (see the HTTP API's `/v1/links`, and
+    /// `/v1/read` for a broadcast sent by link).
     pub fn link(&self, action: &LinkAction) -> String {
+        let path = match action {
+            LinkAction::Read { .. } => "read",
+            LinkAction::Block { .. } | LinkAction::Stop { .. } | LinkAction::Unsubscribe { .. } => {
+                "links"
+            }
+        };
         format!(
-            "{}/v1/links/{}",
+            "{}/v1/{path}/{}",
             self.public_url,
             action.token(self.store.crypto())
         )

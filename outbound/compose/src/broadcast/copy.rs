@@ -26,6 +26,9 @@ pub(crate) struct Common<'a> {
     pub(crate) category: Option<&'a Category>,
     /// The content, in its language, scrubbed.
     pub(crate) body: Body,
+    /// For a broadcast sent by link, the start of its text, scrubbed, shown above
+    /// each reader's own link.
+    pub(crate) teaser: Option<String>,
 }
 
 impl<'a> Common<'a> {
@@ -47,15 +50,20 @@ impl<'a> Common<'a> {
         body.language.clone_from(&spec.language);
         // Staff write to many: no member's address belongs in it, and with the
         // organisation's setting no address but the relay's at all.
-        body.scrub(&Scrubber::new(
+        let scrubber = Scrubber::new(
             submitter.relay_domain(),
             org.settings.remove_foreign_addresses,
-        ));
+        );
+        body.scrub(&scrubber);
+        let teaser = spec
+            .by_link
+            .then(|| scrubber.text(&teaser(&spec.text)).into_owned());
         Self {
             org,
             broadcast,
             category,
             body,
+            teaser,
         }
     }
 }
@@ -94,6 +102,22 @@ pub(crate) fn compose(
         }),
         _ => None,
     };
+    let by_link;
+    let body = match &common.teaser {
+        None => &common.body,
+        Some(teaser) => {
+            let url = submitter.link(&LinkAction::Read {
+                org: common.org.id.clone(),
+                reader: reader.id.clone(),
+                broadcast: common.broadcast.id.clone(),
+            });
+            let text = format!("{teaser}\r\n\r\nRead the whole message: {url}\r\n");
+            let mut short = Body::from_text(common.body.subject.clone(), &text, None);
+            short.language.clone_from(&common.body.language);
+            by_link = short;
+            &by_link
+        }
+    };
     let message_id = format!("{}@{relay_domain}", random_token(24)?);
     let content = build(&Draft {
         from: Sender::Broadcast {
@@ -108,7 +132,7 @@ pub(crate) fn compose(
         references: &[],
         date: now_ms() / 1000,
         relay_domain,
-        body: &common.body,
+        body,
     })?;
     tracing::trace!(broadcast_id = %common.broadcast.id, "copy composed");
     Ok((message_id, content))
@@ -125,6 +149,21 @@ pub const REPLY_LOCAL_PREFIX: &str = "bcast-";
 /// The address a broadcast's copies come from.
 pub fn reply_address(broadcast: &BroadcastId, relay_domain: &str) -> String {
     format!("{REPLY_LOCAL_PREFIX}{broadcast}@{relay_domain}")
+}
+
+/// How much of a broadcast sent by link its email shows.
+const TEASER_CHARS: usize = 280;
+
+/// The start of `text`: up to [`TEASER_CHARS`] characters, cut after a word, with
+/// an ellipsis when something was left out.
+fn teaser(text: &str) -> String {
+    let text = text.trim();
+    if text.chars().count() <= TEASER_CHARS {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(TEASER_CHARS).collect();
+    let at_word = cut.rfind(char::is_whitespace).unwrap_or(cut.len());
+    format!("{}…", cut[..at_word].trim_end())
 }
 
 /// The HTML with `lang` on its root element, so that screen readers read it in
@@ -155,6 +194,15 @@ fn with_lang(html: &str, language: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_teaser_ends_after_a_word() {
+        assert_eq!(teaser("  Short.  "), "Short.");
+        let long = "word ".repeat(100);
+        let t = teaser(&long);
+        assert!(t.ends_with("word…"), "{t}");
+        assert!(t.chars().count() <= TEASER_CHARS + 1);
+    }
 
     #[test]
     fn the_root_element_carries_the_language() {

@@ -80,6 +80,10 @@ pub struct BroadcastSpec {
     pub html: Option<String>,
     /// Its language (BCP 47), for `Content-Language` and the HTML's `lang`.
     pub language: Option<String>,
+    /// Sent as a short teaser and a personal link to read it on the relay's web
+    /// address (`"delivery": "link"`), rather than whole.
+    #[serde(default)]
+    pub by_link: bool,
 }
 
 impl BroadcastSpec {
@@ -157,6 +161,7 @@ mod tests {
             text: "Hi all".into(),
             html: None,
             language: Some("en-GB".into()),
+            by_link: true,
         };
         assert_eq!(BroadcastSpec::from_bytes(&spec.to_bytes()?)?, spec);
         Ok(())
