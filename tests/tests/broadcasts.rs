@@ -26,6 +26,28 @@ async fn call(gw: &TestGateway, method: Method, path: &str, body: Value) -> anyh
     Ok(answer)
 }
 
+/// A gateway delivering to a new sink, with the category `news` and the members
+/// `ids` (each at `<id>@example.net`, named as their id).
+async fn club(backend: Backend, ids: &[String]) -> anyhow::Result<(Smarthost, TestGateway)> {
+    let sink = Smarthost::start().await?;
+    let gw = TestGateway::start(backend, &sink).await?;
+    category(&gw, "news", "News").await?;
+    for id in ids {
+        gw.member(id, &email(id), id).await?;
+    }
+    Ok((sink, gw))
+}
+
+/// `count` member ids: `<prefix>000`, `<prefix>001`...
+fn numbered(prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("{prefix}{i:03}")).collect()
+}
+
+/// Member ids, owned.
+fn named(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|id| (*id).to_owned()).collect()
+}
+
 async fn category(gw: &TestGateway, id: &str, name: &str) -> anyhow::Result<()> {
     call(
         gw,
@@ -382,12 +404,7 @@ fn unsubscribe_mail(from: &str, subject: &str) -> String {
 async fn members_leave_a_category_by_one_click_or_by_mail_but_not_mandatory_notices(
     backend: Backend,
 ) -> anyhow::Result<()> {
-    let sink = Smarthost::start().await?;
-    let gw = TestGateway::start(backend, &sink).await?;
-    category(&gw, "news", "News").await?;
-    for id in ["ana", "ben", "cleo", "dan"] {
-        gw.member(id, &email(id), id).await?;
-    }
+    let (sink, gw) = club(backend, &named(&["ana", "ben", "cleo", "dan"])).await?;
     let (first, _) = send(
         &gw,
         json!({"audience": {"all": true}, "category": "news", "subject": "Issue 1", "text": "x"}),
@@ -485,9 +502,7 @@ async fn members_leave_a_category_by_one_click_or_by_mail_but_not_mandatory_noti
 }
 
 async fn bad_requests_name_their_field(backend: Backend) -> anyhow::Result<()> {
-    let sink = Smarthost::start().await?;
-    let gw = TestGateway::start(backend, &sink).await?;
-    category(&gw, "news", "News").await?;
+    let (_sink, gw) = club(backend, &[]).await?;
     let base = json!({"audience": {"all": true}, "category": "news", "subject": "s", "text": "t"});
     let cases = [
         ("audience", json!({"audience": {"all": false}})),
@@ -584,15 +599,9 @@ async fn conversations_go_ahead_of_broadcast_copies(backend: Backend) -> anyhow:
 }
 
 async fn a_paced_broadcast_can_be_cancelled(backend: Backend) -> anyhow::Result<()> {
-    let sink = Smarthost::start().await?;
-    let gw = TestGateway::start(backend, &sink).await?;
-    category(&gw, "news", "News").await?;
+    let (sink, gw) = club(backend, &numbered("p", 20)).await?;
     // Two copies a second: twenty take ten seconds.
     gw.settings(&json!({"broadcast_per_minute": 120})).await?;
-    for i in 0..20 {
-        let id = format!("p{i:02}");
-        gw.member(&id, &email(&id), &id).await?;
-    }
     let (id, n) = send(
         &gw,
         json!({"audience": {"all": true}, "category": "news", "subject": "Paced", "text": "x"}),
@@ -629,14 +638,9 @@ async fn a_paced_broadcast_can_be_cancelled(backend: Backend) -> anyhow::Result<
 async fn an_answer_to_a_broadcast_is_not_passed_on_and_is_answered_once(
     backend: Backend,
 ) -> anyhow::Result<()> {
-    let sink = Smarthost::start().await?;
-    let gw = TestGateway::start(backend, &sink).await?;
-    category(&gw, "news", "News").await?;
+    let (sink, gw) = club(backend, &named(&["ana", "ben"])).await?;
     gw.settings(&json!({"contact_url": "https://club.example/contact"}))
         .await?;
-    for id in ["ana", "ben"] {
-        gw.member(id, &email(id), id).await?;
-    }
     let (id, _) = send(
         &gw,
         json!({"audience": {"all": true}, "category": "news", "subject": "Open day",
@@ -721,12 +725,7 @@ async fn an_answer_to_a_broadcast_is_not_passed_on_and_is_answered_once(
 }
 
 async fn a_retried_broadcast_is_sent_once(backend: Backend) -> anyhow::Result<()> {
-    let sink = Smarthost::start().await?;
-    let gw = TestGateway::start(backend, &sink).await?;
-    category(&gw, "news", "News").await?;
-    for id in ["ana", "ben", "cleo"] {
-        gw.member(id, &email(id), id).await?;
-    }
+    let (sink, gw) = club(backend, &named(&["ana", "ben", "cleo"])).await?;
     let body = json!({"audience": {"all": true}, "category": "news", "subject": "Once",
                       "text": "x"});
     let key = [("Idempotency-Key", "broadcast-42")];
@@ -774,12 +773,7 @@ async fn a_retried_broadcast_is_sent_once(backend: Backend) -> anyhow::Result<()
 }
 
 async fn a_broadcast_sent_by_link_counts_who_read_it(backend: Backend) -> anyhow::Result<()> {
-    let sink = Smarthost::start().await?;
-    let gw = TestGateway::start(backend, &sink).await?;
-    category(&gw, "news", "News").await?;
-    for id in ["ana", "ben"] {
-        gw.member(id, &email(id), id).await?;
-    }
+    let (sink, gw) = club(backend, &named(&["ana", "ben"])).await?;
     let text = format!(
         "{} The end of the story.",
         "A long report on the season. ".repeat(30)
@@ -837,8 +831,7 @@ async fn second_organisation(
 ) -> anyhow::Result<maskrelay_tests::api::Api> {
     let (_, key) = gw.running.store.create_org("Second Club").await?;
     let api = maskrelay_tests::api::Api::new(gw.running.http_addr, key);
-    for i in 0..count {
-        let id = format!("{prefix}{i:03}");
+    for id in numbered(prefix, count) {
         api.member(&id, &email(&id), &id).await?;
     }
     api.call(
@@ -853,16 +846,10 @@ async fn second_organisation(
 async fn organisations_sharing_a_gateway_each_get_their_share(
     backend: Backend,
 ) -> anyhow::Result<()> {
-    let sink = Smarthost::start().await?;
-    let gw = TestGateway::start(backend, &sink).await?;
-    category(&gw, "news", "News").await?;
+    let (sink, gw) = club(backend, &numbered("a", 300)).await?;
     // A long broadcast: 300 copies at 20 a second take 15 seconds, and are made
     // only a few seconds ahead of their schedule.
     gw.settings(&json!({"broadcast_per_minute": 1200})).await?;
-    for i in 0..300 {
-        let id = format!("a{i:03}");
-        gw.member(&id, &email(&id), &id).await?;
-    }
     let other = second_organisation(&gw, "b", 20).await?;
     let (long, _) = send(
         &gw,
