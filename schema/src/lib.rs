@@ -20,7 +20,8 @@
 //! - [`orgs`], [`members`]: the directory; [`controls`]: blocks, opting out,
 //!   conversation limits.
 //! - [`categories`]: the organisation's categories of broadcasts and who left
-//!   each; [`broadcasts`]: broadcasts, expanded into copies in batches.
+//!   each; [`broadcasts`]: broadcasts, expanded into copies in batches;
+//!   [`broadcast_readers`]: answers to them, reads by link, and their progress.
 //! - [`conversations`]: conversations and the relay addresses that stand for
 //!   members; [`routing`]: everything a reply to a relay address needs, in one read.
 //! - [`messages`]: relayed messages and their queued delivery; [`metadata`]: what
@@ -38,6 +39,7 @@
 //! worker claims deliveries from [`queue`] and wipes their content once they end.
 
 pub mod backend;
+pub mod broadcast_readers;
 pub mod broadcasts;
 pub mod categories;
 pub mod clock;

@@ -1,7 +1,8 @@
 //! Harness of maskrelay's end-to-end tests: each test gets its own database, a real
 //! smarthost on loopback, and a gateway on free ports.
 //!
-//! - [`api`]: the HTTP API as a directory calls it.
+//! - [`api`]: the HTTP API as a directory calls it; [`broadcast`]: broadcasts sent,
+//!   counted and their copies read, as the broadcast tests share them.
 //! - [`conversation`]: Alice and Bob in one conversation, for the privacy tests.
 //! - [`db`]: a SQLite file or a fresh PostgreSQL database per test.
 //! - [`dns`]: a DNS server on loopback publishing SPF, DKIM and DMARC records.
@@ -21,6 +22,7 @@
 //! - [`both_backends!`]: runs each test on SQLite and on PostgreSQL.
 
 pub mod api;
+pub mod broadcast;
 pub mod conversation;
 pub mod db;
 pub mod dns;
